@@ -105,7 +105,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _start_fits_detection(self) -> "Settings":
+    def _start_fits_detection(self) -> Settings:
         if self.SESSION_START_TIMEOUT < self.LOGIN_DETECTION_TIMEOUT:
             raise ValueError(
                 "SESSION_START_TIMEOUT must be at least LOGIN_DETECTION_TIMEOUT, "

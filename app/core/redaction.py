@@ -1,0 +1,52 @@
+"""Secrets must never reach a log line, an error body or an exception shown to a client."""
+
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import urlsplit
+
+# user:password@ in any URL-looking text (proxy URLs, DevTools URLs with credentials...).
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@")
+_SECRET_PARAMS = re.compile(
+    r"(?i)\b(api[_-]?key|session_token|password|sessionid|sid_tt|sid_guard)=([^&\s;,]+)"
+)
+
+
+def redact_proxy(url: str | None) -> str | None:
+    """`http://user:pass@host:port` → `http://***:***@host:port`."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    credentials = "***:***@" if parts.username or parts.password else ""
+    return f"{parts.scheme}://{credentials}{host}{port}"
+
+
+def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
+    text = _URL_CREDENTIALS.sub(r"\g<scheme>***:***@", text)
+    text = _SECRET_PARAMS.sub(r"\1=***", text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Installed on the root handler: rewrites every record after formatting its arguments."""
+
+    def __init__(self, secrets: tuple[str, ...] = ()):
+        super().__init__()
+        self._secrets = tuple(s for s in secrets if s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_text(message, self._secrets)
+        if redacted != message or record.args:
+            record.msg, record.args = redacted, None
+        if record.exc_info and record.exc_info[1] is not None:
+            # Tracebacks go to the operator's log, but an exception text may quote a proxy URL.
+            record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info), self._secrets)
+            record.exc_info = None
+        return True

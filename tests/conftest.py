@@ -1,0 +1,55 @@
+"""Shared fixtures: a running TikTok stand-in site and real Chromium master profiles built against it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.profiles import CHROMIUM_PATH, build_master_profile, install_master
+from tests.fakes.server import StandinServer
+
+__all__ = ["install_master"]
+
+# sid_guard of the "expired_guard" profile: a 1 h session issued a day ago, cookie still in the browser.
+EXPIRED_GUARD_MAX_AGE = 3600
+EXPIRED_GUARD_ISSUED_AGO = 24 * 3600
+
+
+@pytest.fixture(scope="session")
+def standin() -> Iterator[StandinServer]:
+    with StandinServer() as server:
+        yield server
+
+
+@pytest.fixture
+def site(standin: StandinServer) -> Iterator[StandinServer]:
+    """The session's stand-in site, put back to `normal` after the test whatever mode it set."""
+    yield standin
+    standin.set_mode("normal")
+
+
+@pytest.fixture(scope="session")
+async def master_profiles(
+    standin: StandinServer, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """Real profiles, built once: logged_in, logged_out, revoked, expired_guard. Copy before use."""
+    if not CHROMIUM_PATH.exists():
+        pytest.fail(f"{CHROMIUM_PATH} is missing: browser tests need Debian's Chromium", pytrace=False)
+    root = tmp_path_factory.mktemp("master-profiles")
+    profiles = {name: root / name for name in ("logged_in", "logged_out", "revoked", "expired_guard")}
+    standin.set_mode("normal")
+    await build_master_profile(profiles["logged_in"], standin.url, "alice")
+    await build_master_profile(profiles["logged_out"], standin.url, None)
+    await build_master_profile(profiles["revoked"], standin.url, "bob")
+    # Server-side end of session: bob's cookies stay in the profile, as on real TikTok.
+    standin.revoke("bob")
+    await build_master_profile(
+        profiles["expired_guard"],
+        standin.url,
+        "carol",
+        max_age=EXPIRED_GUARD_MAX_AGE,
+        issued_ago=EXPIRED_GUARD_ISSUED_AGO,
+    )
+    return profiles

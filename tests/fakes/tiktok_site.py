@@ -1,0 +1,339 @@
+"""A local stand-in for tiktok.com's web app, for tests that drive a real browser.
+
+Models the login-detection signals of SPEC §4 (account-info endpoint, rehydration data, redirects,
+session cookies, header elements, walls) and a set of behaviour variants ("modes") that tests switch
+at runtime through control routes under /__standin/.
+
+Served over plain http on 127.0.0.1, so no cookie carries the Secure flag (Chromium would drop it).
+
+Run: python -m tests.fakes.tiktok_site --host 127.0.0.1 --port 8123 [--mode normal]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, quote, quote_plus, urlsplit
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from tests.fakes import pages
+
+SESSION_COOKIES = ("sessionid", "sessionid_ss", "sid_tt")
+# TikTok's default web session lifetime (visible as the third field of sid_guard).
+SESSION_MAX_AGE = 60 * 24 * 3600
+GUEST_COOKIES = {  # name -> HttpOnly, as tiktok.com sets them
+    "ttwid": True,
+    "msToken": False,
+    "tt_chain_token": True,
+    "tt_csrf_token": True,
+}
+DEFAULT_DELAYS = {"late_header": 2.0, "slow": 3.0}
+MODES = (
+    "normal",
+    "late_header",
+    "header_only",
+    "captcha",
+    "forbidden",
+    "rate_limited",
+    "ban",
+    "empty",
+    "api_broken",
+    "slow",
+    "hanging",
+    "login_redirect",
+)
+
+
+@dataclass
+class Session:
+    username: str
+    expires_at: float
+
+
+@dataclass
+class SiteState:
+    mode: str = "normal"
+    delay: float | None = None
+    sessions: dict[str, Session] = field(default_factory=dict)  # sid token -> session
+    requests: Counter[str] = field(default_factory=Counter)
+    # Never set: requests parked on it in "hanging" mode only end when the server shuts down.
+    never: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def effective_delay(self) -> float:
+        return self.delay if self.delay is not None else DEFAULT_DELAYS.get(self.mode, 0.0)
+
+
+def viewer_for(username: str) -> pages.Viewer:
+    # Stable per username, so tests can predict ids across server restarts.
+    digest = int(hashlib.sha256(username.encode()).hexdigest(), 16)
+    return pages.Viewer(
+        username=username,
+        user_id=f"7{digest % 10**18:018d}",
+        sec_uid=f"MS4wLjABAAAA{hashlib.sha256(b'sec' + username.encode()).hexdigest()[:40]}",
+    )
+
+
+def current_viewer(request: Request) -> pages.Viewer | None:
+    state: SiteState = request.app.state.site
+    token = request.cookies.get("sessionid") or request.cookies.get("sid_tt")
+    session = state.sessions.get(token or "")
+    if session is None or session.expires_at < time.time():
+        return None
+    return viewer_for(session.username)
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    return RedirectResponse(f"/login?redirect_url={quote(str(request.url), safe='')}", status_code=302)
+
+
+def set_guest_cookies(request: Request, response: Response) -> Response:
+    for name, httponly in GUEST_COOKIES.items():
+        if name not in request.cookies:
+            response.set_cookie(
+                name, secrets.token_urlsafe(24), max_age=365 * 24 * 3600, httponly=httponly, samesite="lax"
+            )
+    return response
+
+
+async def blocked_response(request: Request) -> Response | None:
+    """Apply the current mode's delay/block to an HTML page; None means render normally."""
+    state: SiteState = request.app.state.site
+    if state.mode == "hanging":
+        await state.never.wait()
+    if state.mode == "slow":
+        await asyncio.sleep(state.effective_delay())
+    if state.mode == "forbidden":
+        return HTMLResponse(pages.blocked_page(403), status_code=403)
+    if state.mode == "rate_limited":
+        return HTMLResponse(pages.blocked_page(429), status_code=429, headers={"Retry-After": "60"})
+    if state.mode == "empty":
+        return HTMLResponse(pages.EMPTY_PAGE)
+    return None
+
+
+def render_app(request: Request, title: str, body: str) -> Response:
+    state: SiteState = request.app.state.site
+    viewer = current_viewer(request)
+    extra = ""
+    if state.mode == "captcha":
+        extra = pages.CAPTCHA_WALL
+    elif state.mode == "ban":
+        extra, viewer = pages.BAN_NOTICE, None
+    html = pages.app_page(
+        title=title,
+        body=body,
+        viewer=viewer,
+        login_url=f"/login?redirect_url={quote(str(request.url), safe='')}",
+        with_rehydration=state.mode != "header_only",
+        header_delay=state.effective_delay() if state.mode == "late_header" else 0.0,
+        extra=extra,
+    )
+    return set_guest_cookies(request, HTMLResponse(html))
+
+
+async def home(request: Request) -> Response:
+    if blocked := await blocked_response(request):
+        return blocked
+    if request.app.state.site.mode == "login_redirect":
+        return login_redirect(request)
+    return render_app(request, "TikTok - Make Your Day", pages.FEED)
+
+
+async def profile(request: Request) -> Response:
+    if blocked := await blocked_response(request):
+        return blocked
+    if current_viewer(request) is None:
+        return login_redirect(request)
+    user = request.path_params["user"]
+    body = f'<h1 data-e2e="user-title">{user}</h1><h2 data-e2e="user-subtitle">{user.capitalize()}</h2>'
+    return render_app(request, f"{user} | TikTok", body + pages.FEED)
+
+
+async def upload(request: Request) -> Response:
+    if blocked := await blocked_response(request):
+        return blocked
+    if current_viewer(request) is None:
+        return login_redirect(request)
+    body = '<div data-e2e="upload-card"><h1>Upload video</h1><input type="file" accept="video/*"></div>'
+    return render_app(request, "Upload | TikTok", body)
+
+
+async def login_page(request: Request) -> Response:
+    if blocked := await blocked_response(request):
+        return blocked
+    html = pages.login_page(request.query_params.get("redirect_url", "/"))
+    return set_guest_cookies(request, HTMLResponse(html))
+
+
+def start_session(
+    request: Request, username: str, target: str, max_age: int | None, issued_ago: int
+) -> Response:
+    state: SiteState = request.app.state.site
+    sid = secrets.token_hex(16)
+    lifetime = max_age if max_age is not None else SESSION_MAX_AGE
+    issued = int(time.time()) - issued_ago
+    state.sessions[sid] = Session(username=username, expires_at=issued + lifetime)
+    expiry = time.strftime("%a, %d-%b-%Y %H:%M:%S GMT", time.gmtime(issued + lifetime))
+    # TikTok sends sid_guard URL-encoded: "<sid>%7C<issued>%7C<max-age>%7CFri%2C+26-Feb-2021+06%3A35%3A19+GMT"
+    guard = quote_plus(f"{sid}|{issued}|{lifetime}|{expiry}")
+    response = RedirectResponse(target, status_code=302)
+    # The cookies themselves always live long: TikTok ends sessions server-side (or via the guard's
+    # own expiry) and leaves the cookie behind in the browser.
+    values = {name: sid for name in SESSION_COOKIES} | {"uid_tt": secrets.token_hex(32), "sid_guard": guard}
+    for name, value in values.items():
+        response.set_cookie(name, value, max_age=SESSION_MAX_AGE, httponly=True, samesite="lax")
+    return set_guest_cookies(request, response)
+
+
+async def standin_login(request: Request) -> Response:
+    """Test back door: log the calling browser in without a form."""
+    params = request.query_params
+    max_age = int(params["max_age"]) if "max_age" in params else None
+    return start_session(request, params["user"], "/", max_age, int(params.get("issued_ago", 0)))
+
+
+async def passport_login(request: Request) -> Response:
+    form = parse_qs((await request.body()).decode())
+    username = (form.get("username") or [""])[0].strip()
+    if not username:
+        return error_json("invalid_username", "Enter a username", 1009)
+    target = (form.get("redirect_url") or ["/"])[0]
+    # Only follow same-site targets, as an open redirect would be unrealistic (and unsafe).
+    split = urlsplit(target)
+    if split.netloc and split.netloc != request.url.netloc:
+        target = "/"
+    return start_session(request, username, target or "/", None, 0)
+
+
+def error_json(name: str, description: str, code: int) -> JSONResponse:
+    return JSONResponse(
+        {"message": "error", "data": {"name": name, "description": description, "error_code": code}}
+    )
+
+
+async def account_info(request: Request) -> Response:
+    state: SiteState = request.app.state.site
+    mode = state.mode
+    if mode in ("forbidden", "rate_limited"):
+        # A WAF block covers the API as well as the pages.
+        if mode == "forbidden":
+            return PlainTextResponse("Access denied", status_code=403)
+        return PlainTextResponse("Too many requests", status_code=429, headers={"Retry-After": "60"})
+    if mode == "header_only":
+        return Response(status_code=404)
+    if mode == "empty":
+        return Response(b"", media_type="application/json")
+    if mode == "api_broken":
+        return HTMLResponse("<html>oops</html>", status_code=500)
+    viewer = current_viewer(request)
+    if viewer is None:  # real TikTok answers 200 here too
+        return error_json("session_expired", "Session expired, please sign in again.", 4)
+    data = {
+        "user_id_str": viewer.user_id,
+        "user_id": int(viewer.user_id),
+        "username": viewer.username,
+        "screen_name": viewer.nickname,
+        "avatar_url": viewer.avatar_url,
+        "sec_user_id": viewer.sec_uid,
+        "is_blocked": 0,
+        "connects": [],
+    }
+    return JSONResponse({"message": "success", "data": data})
+
+
+async def control_mode(request: Request) -> Response:
+    state: SiteState = request.app.state.site
+    if request.method == "POST":
+        payload = await request.json()
+        if payload.get("mode") not in MODES:
+            return JSONResponse({"error": f"unknown mode, expected one of {MODES}"}, status_code=400)
+        state.mode = payload["mode"]
+        state.delay = float(payload["delay"]) if payload.get("delay") is not None else None
+    return JSONResponse({"mode": state.mode, "delay": state.effective_delay()})
+
+
+async def control_revoke(request: Request) -> Response:
+    state: SiteState = request.app.state.site
+    user = request.query_params["user"]
+    doomed = [sid for sid, session in state.sessions.items() if session.username == user]
+    for sid in doomed:
+        del state.sessions[sid]
+    return JSONResponse({"revoked": len(doomed)})
+
+
+async def control_requests(request: Request) -> Response:
+    state: SiteState = request.app.state.site
+    if request.method == "DELETE":
+        state.requests.clear()
+    return JSONResponse(dict(state.requests))
+
+
+async def control_health(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+class CountRequests:
+    """ASGI middleware: count requests per path so tests can assert what the browser hit."""
+
+    def __init__(self, app, state: SiteState) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith("/__standin/"):
+            self.state.requests[scope["path"]] += 1
+        await self.app(scope, receive, send)
+
+
+def create_app(mode: str = "normal") -> Starlette:
+    state = SiteState(mode=mode)
+    routes = [
+        Route("/", home),
+        Route("/foryou", home),
+        Route("/explore", home),
+        Route("/@{user}", profile),
+        Route("/upload", upload),
+        Route("/login", login_page),
+        Route("/passport/web/login/", passport_login, methods=["POST"]),
+        Route("/passport/web/account/info/", account_info),
+        Route("/__standin/login", standin_login),
+        Route("/__standin/revoke", control_revoke, methods=["POST"]),
+        Route("/__standin/mode", control_mode, methods=["GET", "POST"]),
+        Route("/__standin/requests", control_requests, methods=["GET", "DELETE"]),
+        Route("/__standin/health", control_health),
+    ]
+    app = Starlette(routes=routes)
+    app.state.site = state
+    app.add_middleware(CountRequests, state=state)
+    return app
+
+
+def main() -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--mode", choices=MODES, default="normal")
+    args = parser.parse_args()
+    # Short graceful shutdown: requests parked in "hanging" mode must not hold up SIGTERM.
+    uvicorn.run(
+        create_app(args.mode),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=1,
+    )
+
+
+if __name__ == "__main__":
+    main()
