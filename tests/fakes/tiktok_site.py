@@ -134,7 +134,7 @@ def render_app(request: Request, title: str, body: str) -> Response:
         viewer=viewer,
         login_url=f"/login?redirect_url={quote(str(request.url), safe='')}",
         with_rehydration=state.mode != "header_only",
-        header_delay=state.effective_delay() if state.mode == "late_header" else 0.0,
+        header_delay=state.effective_delay() if state.mode in ("late_header", "header_only") else 0.0,
         extra=extra,
     )
     return set_guest_cookies(request, HTMLResponse(html))

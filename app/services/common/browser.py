@@ -92,10 +92,10 @@ async def browser_version(executable: Path) -> str:
     return cache[executable]
 
 
-def kill_browsers_using(profile_dir: Path) -> int:
-    """Safety net after close: SIGKILL any Chromium process still running on this profile directory."""
+def browser_pids_using(profile_dir: Path) -> list[int]:
+    """Processes started with `--user-data-dir=<profile_dir>`: the browser and its helpers."""
     needle = f"--user-data-dir={profile_dir.resolve()}".encode()
-    killed = 0
+    pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -104,9 +104,17 @@ def kill_browsers_using(profile_dir: Path) -> int:
         except OSError:
             continue
         if needle in cmdline.split(b"\0"):
-            try:
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed += 1
-            except ProcessLookupError:
-                pass
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_browsers_using(profile_dir: Path) -> int:
+    """Safety net after close: SIGKILL any Chromium process still running on this profile directory."""
+    killed = 0
+    for pid in browser_pids_using(profile_dir):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        except ProcessLookupError:
+            pass
     return killed

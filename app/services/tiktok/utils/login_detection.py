@@ -210,7 +210,7 @@ class LoginDetector:
                     break
                 self._signals.append(signal)
                 decision = decide(self._signals)
-                if decision.conclusive and decision.state is LoginState.LOGGED_IN:
+                if decision.conclusive and decision.state is not LoginState.UNCERTAIN:
                     decision = await self._confirm_clear(decision, deadline)
                 if decision.conclusive:
                     return decision
@@ -221,7 +221,7 @@ class LoginDetector:
             await asyncio.gather(navigation, *tasks, return_exceptions=True)
 
     async def _confirm_clear(self, decision: Decision, deadline: float) -> Decision:
-        """A captcha can be injected after the first wall check: look once more before saying yes."""
+        """A captcha can be injected after the first wall check: look once more before answering."""
         walls = await self._probe_walls(deadline)
         if walls is not None and walls.verdict is Verdict.WALL:
             self._signals.append(walls)

@@ -59,7 +59,8 @@ def decide(signals: Iterable[Signal]) -> Decision:
 
     A later signal from the same source replaces an earlier one (e.g. a JS redirect to /login after
     the first load looked fine). A wrong "logged in" is the worst outcome, so logged-in needs a
-    positive strong signal, no contradiction, and a wall check that found the page clear.
+    positive strong signal, no contradiction, and a wall check that found the page clear; a page
+    saying "logged out" also needs that check, since walls must end as uncertain.
     """
     by_source: dict[Source, Signal] = {}
     for signal in signals:
@@ -79,10 +80,13 @@ def decide(signals: Iterable[Signal]) -> Decision:
     if says_in and says_out:
         conflict = f"conflict:{says_in[0].source.value}/{says_out[0].source.value}"
         return Decision(LoginState.UNCERTAIN, conflict, conclusive=False)
-    if says_out:
-        return Decision(LoginState.LOGGED_OUT, says_out[0].source.value, conclusive=True)
-
+    # A ban notice or captcha page also lacks a user: what the page says counts only once the
+    # wall check has found the page clear.
     page_clear = Source.WALLS in by_source
+    if says_out:
+        if page_clear:
+            return Decision(LoginState.LOGGED_OUT, says_out[0].source.value, conclusive=True)
+        return PENDING
     if says_in:
         if page_clear:
             return Decision(LoginState.LOGGED_IN, says_in[0].source.value, conclusive=True)
@@ -92,7 +96,7 @@ def decide(signals: Iterable[Signal]) -> Decision:
     header = by_source.get(Source.HEADER)
     if header is None or not every_strong_source_silent:
         return PENDING
-    if header.verdict is Verdict.LOGGED_OUT:
+    if header.verdict is Verdict.LOGGED_OUT and page_clear:
         return Decision(LoginState.LOGGED_OUT, Source.HEADER.value, conclusive=True)
     # A logged-in header alone is accepted only with a session cookie present (a server-side
     # revocation also flips the header to the login button) and a clear page.

@@ -1,0 +1,355 @@
+"""The user-data directory: one master profile, throwaway clones of it, and their crash-safe cleanup.
+
+    <USER_DATA_DIR>/
+        master/             the logged-in Chromium profile (written only under the exclusive lock)
+        master.lock         see `profile_lock`
+        clones/<id>/        one session's private copy of master/
+        clones/<id>.owner   flock'ed LOCK_EX by the process that owns clones/<id>/, for its whole life
+
+The owner file is how a starting service tells a crashed worker's clone from a live worker's one: the
+kernel drops a dead process's flocks, so a lockable owner file means nobody is using the clone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.core.errors import MasterProfileMissing
+from app.services.common.profile_lock import ProfileLock
+
+logger = logging.getLogger(__name__)
+
+OWNER_SUFFIX = ".owner"
+
+# Caches are rebuilt by Chromium on demand and make up most of a used profile's size (often >90 %), so
+# skipping them is what makes a clone take milliseconds rather than seconds. Matched by name at any depth.
+SKIPPED_CACHE_DIRS = frozenset(
+    {
+        "Cache",
+        "Code Cache",
+        "GPUCache",
+        "GPUPersistentCache",
+        "DawnCache",
+        "DawnGraphiteCache",
+        "DawnWebGPUCache",
+        "GrShaderCache",
+        "GraphiteDawnCache",
+        "ShaderCache",
+        "component_crx_cache",
+        "extensions_crx_cache",
+        "Crashpad",
+        "BrowserMetrics",
+        "optimization_guide_model_store",
+    }
+)
+
+# These names are too generic to skip everywhere; only under a service worker store are they caches.
+SKIPPED_CACHE_SUBPATHS = frozenset({("Service Worker", "CacheStorage"), ("Service Worker", "ScriptCache")})
+
+# Chromium's process-singleton files: a copied SingletonLock (a symlink to "<host>-<pid>") makes the
+# clone's browser believe the profile is in use and refuse to start. DevToolsActivePort would point a
+# client at the master browser's debugging port. LevelDB `LOCK` files, by contrast, are plain empty files
+# that each database re-locks on open, so they are copied like any other file.
+SKIPPED_FILE_PREFIXES = ("Singleton", "DevToolsActivePort", "BrowserMetrics")
+
+# A stray owner file (no clone directory next to it) is normally a clone being created right now: the
+# owner file is created, then locked, then the directory made. Only one this old is certainly abandoned.
+STRAY_OWNER_GRACE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class UserDataLayout:
+    root: Path
+
+    @property
+    def master(self) -> Path:
+        return self.root / "master"
+
+    @property
+    def clones(self) -> Path:
+        return self.root / "clones"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "master.lock"
+
+    def clone_dir(self, clone_id: str) -> Path:
+        return self.clones / clone_id
+
+    def owner_file(self, clone_id: str) -> Path:
+        return self.clones / f"{clone_id}{OWNER_SUFFIX}"
+
+    def ensure(self) -> None:
+        """Create the root and clones directories (private: profiles hold login cookies). Blocking."""
+        for directory in (self.root, self.clones):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+class Clone:
+    """One clone directory, owned by this process for as long as the object is not removed.
+
+    Build it with `clone_master()`. `remove()` is idempotent and safe to call from several tasks at once:
+    every caller returns only once the clone is gone.
+    """
+
+    def __init__(self, layout: UserDataLayout, clone_id: str, owner_fd: int):
+        self.clone_id = clone_id
+        self.path = layout.clone_dir(clone_id)
+        self.owner_file = layout.owner_file(clone_id)
+        self._owner_fd: int | None = owner_fd
+        self._remove_lock = threading.Lock()
+
+    @classmethod
+    def create_sync(cls, layout: UserDataLayout, clone_id: str) -> Clone:
+        """Claim `clone_id` and make its empty directory. Blocking."""
+        _check_clone_id(clone_id)
+        layout.ensure()
+        owner_file = layout.owner_file(clone_id)
+        # Owner file first, locked, and only then the directory: a sweeper must never see the directory
+        # without a locked owner next to it.
+        fd = os.open(owner_file, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # For a human looking at a stuck clone; the lock, not this pid, is what sweeping trusts.
+            os.write(fd, f"{os.getpid()}\n".encode())
+            os.mkdir(layout.clone_dir(clone_id), 0o700)
+        except BaseException:
+            _unlink_quietly(owner_file)
+            os.close(fd)
+            raise
+        return cls(layout, clone_id, fd)
+
+    @property
+    def removed(self) -> bool:
+        return self._owner_fd is None
+
+    async def remove(self) -> None:
+        """Delete the clone directory and its owner file, then give up ownership. Idempotent."""
+        if self.removed:
+            return
+        await asyncio.to_thread(self.remove_sync)
+
+    def remove_sync(self) -> None:
+        """Blocking `remove()`, for exit paths that have no event loop."""
+        with self._remove_lock:
+            if self._owner_fd is None:
+                return
+            # Directory before owner file, while still holding the lock: a concurrent sweeper keeps
+            # its hands off until the directory is gone.
+            _rmtree(self.path)
+            _unlink_quietly(self.owner_file)
+            os.close(self._owner_fd)
+            self._owner_fd = None
+
+    def __repr__(self) -> str:
+        return f"Clone(clone_id={self.clone_id!r}, removed={self.removed})"
+
+
+class _CopyAborted(Exception):
+    """The awaiting task was cancelled; the copying thread stops at the next file."""
+
+
+async def clone_master(
+    layout: UserDataLayout, lock: ProfileLock, lock_timeout: float, clone_id: str
+) -> Clone:
+    """Copy the master profile into `clones/<clone_id>/`, leaving caches and Chromium's lock files out.
+
+    Raises `MasterProfileMissing` when there is no usable master and `UserDataLocked` when a writer
+    keeps the master for longer than `lock_timeout`. On any failure, cancellation included, nothing of
+    the clone is left on disk.
+    """
+    # The shared lock only spans the copy: a half-written master (login in progress, write-mode session)
+    # is never copied, and a writer waits for copies, not for whole sessions.
+    async with lock.shared(lock_timeout):
+        abort = threading.Event()
+        job = asyncio.ensure_future(asyncio.to_thread(_clone_master_sync, layout, clone_id, abort))
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            # The worker thread cannot be interrupted. Ask it to stop, and wait — with the shared lock
+            # still held — until it has deleted what it copied, so no half clone outlives this call.
+            abort.set()
+            await _wait_despite_cancellation(job)
+            if not job.cancelled() and job.exception() is None:
+                # The copy finished just before it could see the abort request.
+                await _wait_despite_cancellation(asyncio.to_thread(job.result().remove_sync))
+            raise
+
+
+async def sweep_orphan_clones(layout: UserDataLayout) -> list[str]:
+    """Delete clones whose owning process is gone (left by a crash); return their ids.
+
+    A clone owned by a live process — another worker, or this one — is never touched.
+    """
+    return await asyncio.to_thread(_sweep_sync, layout)
+
+
+def _clone_master_sync(layout: UserDataLayout, clone_id: str, abort: threading.Event) -> Clone:
+    master = layout.master
+    if not (master / "Default").is_dir():
+        state = "has no Default/ profile" if master.is_dir() else "does not exist"
+        raise MasterProfileMissing(
+            details=(
+                f"master profile {master} {state}; create one with `python -m app.cli profile login` "
+                "or `python -m app.cli profile import-cookies FILE`"
+            )
+        )
+    started = time.perf_counter()
+    clone = Clone.create_sync(layout, clone_id)
+    try:
+        _copy_tree(master, clone.path, master, clone.path, (), abort)
+    except BaseException:
+        clone.remove_sync()
+        raise
+    logger.info("clone.created clone_id=%s elapsed_ms=%.1f", clone_id, (time.perf_counter() - started) * 1000)
+    return clone
+
+
+def _copy_tree(
+    src: Path, dst: Path, master: Path, clone: Path, rel: tuple[str, ...], abort: threading.Event
+) -> None:
+    """Copy `src` (an existing directory) into the existing `dst`, without following any symlink."""
+    try:
+        entries = list(os.scandir(src))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if abort.is_set():
+            raise _CopyAborted
+        if _skipped(entry, rel):
+            continue
+        target = dst / entry.name
+        try:
+            if entry.is_symlink():
+                os.symlink(_relocated_link(os.readlink(entry.path), master, clone), target)
+            elif entry.is_dir(follow_symlinks=False):
+                os.mkdir(target, 0o700)
+                _copy_tree(Path(entry.path), target, master, clone, (*rel, entry.name), abort)
+            elif entry.is_file(follow_symlinks=False):
+                # copyfile uses sendfile(2) on Linux: the bytes never pass through Python.
+                shutil.copy2(entry.path, target, follow_symlinks=False)
+            # Sockets and FIFOs have no content to copy.
+        except FileNotFoundError:
+            # Journals and temp files can vanish between listing and copying; they were transient.
+            continue
+
+
+def _skipped(entry: os.DirEntry[str], rel: tuple[str, ...]) -> bool:
+    if entry.is_dir(follow_symlinks=False):
+        return entry.name in SKIPPED_CACHE_DIRS or (rel[-1:] + (entry.name,)) in SKIPPED_CACHE_SUBPATHS
+    return entry.name.startswith(SKIPPED_FILE_PREFIXES)
+
+
+def _relocated_link(target: str, master: Path, clone: Path) -> str:
+    """Keep a link pointing inside the profile pointing inside the clone, never back into the master."""
+    path = Path(target)
+    if path.is_absolute() and path.is_relative_to(master):
+        return str(clone / path.relative_to(master))
+    return target
+
+
+def _sweep_sync(layout: UserDataLayout) -> list[str]:
+    try:
+        entries = list(os.scandir(layout.clones))
+    except FileNotFoundError:
+        return []
+    directories = {entry.name for entry in entries if entry.is_dir(follow_symlinks=False)}
+    removed: list[str] = []
+    for entry in entries:
+        if entry.name in directories:
+            clone_id = entry.name
+        elif entry.name.endswith(OWNER_SUFFIX) and entry.name[: -len(OWNER_SUFFIX)] not in directories:
+            clone_id = entry.name[: -len(OWNER_SUFFIX)]
+            if not _older_than(entry, STRAY_OWNER_GRACE_SECONDS):
+                continue
+        else:
+            continue
+        if _remove_if_orphaned(layout, clone_id):
+            removed.append(clone_id)
+    if removed:
+        logger.info("clone.orphans_removed count=%d clone_ids=%s", len(removed), ",".join(removed))
+    return removed
+
+
+def _remove_if_orphaned(layout: UserDataLayout, clone_id: str) -> bool:
+    owner_file = layout.owner_file(clone_id)
+    try:
+        # No O_CREAT: a missing owner file is itself the proof that nobody owns the directory.
+        fd: int | None = os.open(owner_file, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        fd = None
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # its owner is alive
+        try:
+            _rmtree(layout.clone_dir(clone_id))
+        except OSError as exc:
+            logger.warning("clone.orphan_remove_failed clone_id=%s error=%s", clone_id, exc)
+            return False
+        _unlink_quietly(owner_file)
+        return True
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _older_than(entry: os.DirEntry[str], seconds: float) -> bool:
+    try:
+        return time.time() - entry.stat(follow_symlinks=False).st_mtime > seconds
+    except FileNotFoundError:
+        return False
+
+
+def _rmtree(path: Path) -> None:
+    """`shutil.rmtree` that treats anything already gone as removed."""
+
+    def ignore_vanished(function: object, failed_path: str, exc_info: tuple) -> None:
+        if not isinstance(exc_info[1], FileNotFoundError):
+            raise exc_info[1]
+
+    shutil.rmtree(path, onerror=ignore_vanished)
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _check_clone_id(clone_id: str) -> None:
+    # The id becomes a path component next to other clones; anything path-like could escape clones/.
+    if (
+        not clone_id
+        or clone_id.startswith(".")
+        or clone_id.endswith(OWNER_SUFFIX)
+        or os.sep in clone_id
+        or (os.altsep and os.altsep in clone_id)
+    ):
+        raise ValueError(f"invalid clone id {clone_id!r}")
+
+
+async def _wait_despite_cancellation(awaitable: Awaitable[object]) -> None:
+    """Wait until `awaitable` has finished, even if this task is cancelled again meanwhile.
+
+    Only for cleanup on a path that already ends by re-raising a cancellation.
+    """
+    future = asyncio.ensure_future(awaitable)
+    while not future.done():
+        try:
+            await asyncio.wait([future])
+        except asyncio.CancelledError:
+            continue
+    if not future.cancelled():
+        future.exception()  # mark it retrieved: the caller decides what the outcome means

@@ -1,0 +1,274 @@
+"""End to end: the real app over HTTP, a real Chromium, the stand-in site, real profile copies."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import install_master
+from tests.fakes.server import StandinServer
+from tests.service_harness import (
+    RunningService,
+    assert_error,
+    browsers_on,
+    running_service,
+    tree_digest,
+    wait_until,
+)
+
+pytestmark = pytest.mark.browser
+
+
+async def create(service: RunningService) -> str:
+    response = await service.client.post("/tiktok/session")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "success" and body["message"] and "error_details" not in body
+    assert response.headers["X-Session-Id"] == body["session_id"]
+    return body["session_id"]
+
+
+def assert_nothing_left(service: RunningService) -> None:
+    assert service.clone_dirs() == []
+    assert browsers_on(service.clones_dir) == [] or not any(
+        browsers_on(path) for path in service.clones_dir.glob("*")
+    )
+
+
+async def test_logged_in_master_gives_a_live_session_on_its_own_clone(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    async with running_service(tmp_path, site.url) as service:
+        session_id = await create(service)
+        clone = service.clones_dir / session_id
+        assert clone.is_dir()
+        assert browsers_on(clone), "the session's browser runs on its clone"
+
+        info = (await service.client.get(f"/tiktok/session/{session_id}")).json()
+        assert info["session_id"] == session_id
+        assert info["state"] == "live" and info["mode"] == "read"
+        assert info["login"]["state"] == "logged_in"
+        assert info["login"]["method"] in ("account_api", "rehydration")
+        listed = (await service.client.get("/tiktok/sessions")).json()["sessions"]
+        assert [s["session_id"] for s in listed] == [session_id]
+
+        deleted = await service.client.delete(f"/tiktok/session/{session_id}")
+        assert deleted.status_code == 200 and deleted.json()["status"] == "success"
+        # DELETE returns only once the browser is closed and the clone is gone.
+        assert not clone.exists()
+        assert browsers_on(clone) == []
+        assert_error(await service.client.get(f"/tiktok/session/{session_id}"), 404, "SESSION_NOT_FOUND")
+
+
+async def test_never_logged_in_is_409_from_cookies_without_loading_the_page(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_out"], tmp_path)
+    async with running_service(tmp_path, site.url) as service:
+        site.reset_request_counts()
+        body = assert_error(await service.client.post("/tiktok/session"), 409, "NOT_LOGGED_IN")
+        assert body["error_details"]["state"] == "logged_out"
+        assert body["error_details"]["method"] == "cookies"
+        assert site.request_counts().get("/", 0) == 0
+        assert service.clone_dirs() == []
+
+
+async def test_cookie_revoked_server_side_is_409_logged_out(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["revoked"], tmp_path)
+    async with running_service(tmp_path, site.url) as service:
+        body = assert_error(await service.client.post("/tiktok/session"), 409, "NOT_LOGGED_IN")
+        assert body["error_details"]["state"] == "logged_out"
+        assert body["error_details"]["method"] in ("account_api", "rehydration")
+        assert service.clone_dirs() == []
+
+
+async def test_expired_session_guard_is_409_from_cookies(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["expired_guard"], tmp_path)
+    async with running_service(tmp_path, site.url) as service:
+        body = assert_error(await service.client.post("/tiktok/session"), 409, "NOT_LOGGED_IN")
+        assert body["error_details"]["method"] == "cookies"
+
+
+@pytest.mark.parametrize("mode", ["captcha", "forbidden", "rate_limited", "ban", "empty"])
+async def test_walls_are_409_uncertain_never_logged_in(
+    mode: str, tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    site.set_mode(mode)
+    async with running_service(tmp_path, site.url, LOGIN_DETECTION_TIMEOUT=4) as service:
+        body = assert_error(await service.client.post("/tiktok/session"), 409, "NOT_LOGGED_IN")
+        assert body["error_details"]["state"] == "uncertain"
+        assert body["error_details"]["method"] == "walls"
+        assert service.clone_dirs() == []
+
+
+async def test_header_rendered_two_seconds_late_is_still_200(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    # header_only: no account API, no rehydration block; the header is the only witness, and it is late.
+    install_master(master_profiles["logged_in"], tmp_path)
+    site.set_mode("header_only", delay=2)
+    async with running_service(tmp_path, site.url) as service:
+        session_id = await create(service)
+        info = (await service.client.get(f"/tiktok/session/{session_id}")).json()
+        assert info["login"]["method"] == "header"
+        assert info["login"]["elapsed_ms"] >= 2000
+
+
+async def test_broken_account_api_falls_back_to_page_signals(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    site.set_mode("api_broken")
+    async with running_service(tmp_path, site.url) as service:
+        session_id = await create(service)
+        info = (await service.client.get(f"/tiktok/session/{session_id}")).json()
+        assert info["login"]["method"] == "rehydration"
+
+
+async def test_hanging_site_is_504_and_leaves_nothing(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    site.set_mode("hanging")
+    async with running_service(
+        tmp_path, site.url, LOGIN_DETECTION_TIMEOUT=2, SESSION_START_TIMEOUT=6
+    ) as service:
+        body = assert_error(await service.client.post("/tiktok/session"), 504, "SESSION_TIMEOUT")
+        assert "did not load" in body["error_details"]["details"]
+        assert service.clone_dirs() == []
+        assert browsers_on(tmp_path) == []
+
+
+async def test_max_session_duration_ends_the_session(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    async with running_service(tmp_path, site.url, MAX_SESSION_DURATION=3) as service:
+        session_id = await create(service)
+        clone = service.clones_dir / session_id
+        await wait_until(lambda: not clone.exists(), timeout=10, what="the session to expire")
+        assert browsers_on(clone) == []
+        assert_error(await service.client.get(f"/tiktok/session/{session_id}"), 404, "SESSION_NOT_FOUND")
+
+
+async def test_closing_the_last_page_ends_the_session(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    async with running_service(tmp_path, site.url) as service:
+        session_id = await create(service)
+        clone = service.clones_dir / session_id
+        executor = service.service.get(session_id).executor
+        assert executor is not None
+        for page in list(executor.context.pages):
+            await page.close()
+        await wait_until(lambda: not clone.exists(), timeout=5, what="the session to end")
+        assert browsers_on(clone) == []
+        assert (await service.client.get("/tiktok/sessions")).json()["sessions"] == []
+
+
+async def test_killed_browser_ends_the_session(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    async with running_service(tmp_path, site.url) as service:
+        session_id = await create(service)
+        clone = service.clones_dir / session_id
+        for pid in browsers_on(clone):
+            os.kill(pid, signal.SIGKILL)
+        await wait_until(lambda: not clone.exists(), timeout=5, what="the session to end")
+        assert_error(await service.client.get(f"/tiktok/session/{session_id}"), 404, "SESSION_NOT_FOUND")
+
+
+async def test_master_is_byte_identical_after_a_session_that_browsed_and_set_cookies(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    master = install_master(master_profiles["logged_in"], tmp_path)
+    before = tree_digest(master)
+    async with running_service(tmp_path, site.url) as service:
+        session_id = await create(service)
+        page = service.service.get(session_id).executor.page
+        await page.goto(site.url_for("__standin/login?user=mallory"))
+        await page.goto(site.url_for("explore"))
+        cookies = await page.context.cookies([site.url])
+        assert any(c["name"] == "sessionid" for c in cookies)
+        assert (await service.client.delete(f"/tiktok/session/{session_id}")).status_code == 200
+    assert tree_digest(master) == before
+
+
+async def test_burst_over_max_sessions_is_429_and_leaks_nothing(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    async with running_service(tmp_path, site.url, MAX_SESSIONS=2) as service:
+        responses = await asyncio.gather(*(service.client.post("/tiktok/session") for _ in range(4)))
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses == [200, 200, 429, 429]
+        for response in responses:
+            if response.status_code == 429:
+                assert_error(response, 429, "TOO_MANY_SESSIONS")
+                assert int(response.headers["Retry-After"]) >= 1
+        assert len(service.clone_dirs()) == 2
+        for response in responses:
+            if response.status_code == 200:
+                await service.client.delete(f"/tiktok/session/{response.json()['session_id']}")
+        assert service.clone_dirs() == []
+        assert browsers_on(tmp_path) == []
+
+
+async def test_shutdown_ends_every_session(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    async with running_service(tmp_path, site.url) as service:
+        session_id = await create(service)
+        clone = service.clones_dir / session_id
+        assert clone.is_dir()
+    assert not clone.exists()
+    assert browsers_on(tmp_path) == []
+
+
+async def test_missing_master_is_409_with_how_to_create_one(tmp_path: Path, site: StandinServer) -> None:
+    async with running_service(tmp_path, site.url) as service:
+        body = assert_error(await service.client.post("/tiktok/session"), 409, "NOT_LOGGED_IN")
+        assert "profile login" in body["error_details"]["details"]
+
+
+async def test_missing_browser_binary_is_a_sanitized_500(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    missing = tmp_path / "no-such-chromium"
+    async with running_service(tmp_path, site.url, BROWSER_EXECUTABLE=missing) as service:
+        body = assert_error(await service.client.post("/tiktok/session"), 500, "INTERNAL_ERROR")
+        assert "BROWSER_EXECUTABLE" in body["error_details"]["details"]
+        assert service.clone_dirs() == []
+
+
+async def test_proxy_password_never_reaches_the_client_or_the_log(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path], capfd: pytest.CaptureFixture[str]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    from tests.fakes.server import free_port
+
+    proxy = f"http://agent:hunter2secret@127.0.0.1:{free_port()}"  # nothing listens: the load fails
+    async with running_service(
+        tmp_path, site.url, PROXY=proxy, LOGIN_DETECTION_TIMEOUT=3, LOG_LEVEL="DEBUG"
+    ) as service:
+        response = await service.client.post("/tiktok/session")
+        assert response.status_code in (409, 504)
+        assert "hunter2secret" not in response.text
+        assert service.clone_dirs() == []
+    captured = capfd.readouterr()
+    assert "hunter2secret" not in captured.out + captured.err
+    assert "***:***@127.0.0.1" in captured.err
