@@ -1,0 +1,128 @@
+"""`make demo`: the main job end to end against the bundled TikTok stand-in.
+
+Starts the stand-in site, logs in there and exports the cookies like a desktop browser would,
+imports them into a fresh master with the profile CLI, starts the service, then creates a session,
+shows it and ends it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.fakes.server import REPO_ROOT, StandinServer, free_port
+
+DEMO_DIR = REPO_ROOT / ".demo"
+DEMO_KEY = "demo-key-change-me"
+
+
+def step(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def show(response: httpx.Response) -> None:
+    session_header = response.headers.get("X-Session-Id")
+    suffix = f"  (X-Session-Id: {session_header})" if session_header else ""
+    print(f"{response.request.method} {response.request.url.path} -> {response.status_code}{suffix}")
+    print(json.dumps(response.json(), indent=2))
+
+
+def export_cookies_txt(site: StandinServer, path: Path) -> None:
+    """What a cookie-export extension writes after a person logs in: Netscape cookies.txt."""
+    with httpx.Client() as client:
+        client.get(site.url_for("__standin/login?user=demo"), follow_redirects=False)
+        lines = ["# Netscape HTTP Cookie File"]
+        for cookie in client.cookies.jar:
+            prefix = "#HttpOnly_" if cookie.has_nonstandard_attr("HttpOnly") else ""
+            expires = str(cookie.expires or 0)
+            lines.append(
+                "\t".join(
+                    [
+                        prefix + cookie.domain,
+                        "FALSE",
+                        cookie.path,
+                        "FALSE",
+                        expires,
+                        cookie.name,
+                        cookie.value,
+                    ]
+                )
+            )
+    path.write_text("\n".join(lines) + "\n")
+
+
+def wait_for_health(base_url: str, service: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if service.poll() is not None:
+            raise SystemExit(f"the service exited with {service.returncode}")
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit("the service did not become healthy within 30 s")
+
+
+def main() -> None:
+    shutil.rmtree(DEMO_DIR, ignore_errors=True)
+    DEMO_DIR.mkdir()
+    with StandinServer() as site:
+        step(f"TikTok stand-in running at {site.url}")
+        port = free_port()
+        env = {
+            **os.environ,
+            "USER_DATA_DIR": str(DEMO_DIR / "user_data"),
+            "TIKTOK_URL": site.url,
+            "API_KEYS": DEMO_KEY,
+            "PORT": str(port),
+        }
+
+        step("Making a logged-in master profile: log in, export cookies.txt, import it")
+        cookies_file = DEMO_DIR / "cookies.txt"
+        export_cookies_txt(site, cookies_file)
+        subprocess.run(
+            [sys.executable, "-m", "app.cli", "profile", "import-cookies", str(cookies_file)],
+            env=env,
+            check=True,
+        )
+
+        step(f"Starting the service on port {port}")
+        base_url = f"http://127.0.0.1:{port}"
+        service = subprocess.Popen([sys.executable, "-m", "app"], env=env, cwd=REPO_ROOT)
+        try:
+            wait_for_health(base_url, service)
+            with httpx.Client(base_url=base_url, headers={"X-API-Key": DEMO_KEY}, timeout=60) as client:
+                step("Creating a session (clone, launch, prove the login)")
+                started = time.monotonic()
+                created = client.post("/tiktok/session")
+                print(f"took {time.monotonic() - started:.2f} s")
+                show(created)
+                if created.status_code != 200:
+                    raise SystemExit("the demo session was not created")
+                session_id = created.json()["session_id"]
+
+                step("Showing it")
+                show(client.get(f"/tiktok/session/{session_id}"))
+                show(client.get("/tiktok/sessions"))
+
+                step("Ending it")
+                show(client.delete(f"/tiktok/session/{session_id}"))
+                show(client.get(f"/tiktok/session/{session_id}"))
+                left = list((DEMO_DIR / "user_data" / "clones").iterdir())
+                print(f"clones left on disk: {len(left)}")
+        finally:
+            service.terminate()
+            service.wait(timeout=15)
+    step("Done")
+
+
+if __name__ == "__main__":
+    main()
