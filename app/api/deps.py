@@ -48,7 +48,7 @@ async def read_session_request(request: Request) -> TikTokSessionRequest:
         return TikTokSessionRequest()
     try:
         payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidRequest("the body is not valid JSON; send nothing or a JSON object such as {}") from None
     if not isinstance(payload, dict):
         raise InvalidRequest("the body must be a JSON object such as {}")

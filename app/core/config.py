@@ -100,6 +100,10 @@ class Settings(BaseSettings):
         if value is None or not value.get_secret_value():
             return None
         parts = urlsplit(value.get_secret_value())
+        try:
+            parts.port  # noqa: B018 - urlsplit only checks the port range when it is read
+        except ValueError:
+            raise ValueError("has an invalid port; use scheme://user:pass@host:port") from None
         if parts.scheme not in ("http", "https", "socks5") or not parts.hostname:
             raise ValueError("must look like scheme://user:pass@host:port (http, https or socks5)")
         return value

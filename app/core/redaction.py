@@ -7,7 +7,8 @@ import re
 from urllib.parse import urlsplit
 
 # user:password@ in any URL-looking text (proxy URLs, DevTools URLs with credentials...).
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@")
+# Greedy up to the last "@" before the path: a password may itself contain a raw "@".
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+:[^/\s]*@")
 _SECRET_PARAMS = re.compile(
     r"(?i)\b(api[_-]?key|session_token|password|sessionid|sid_tt|sid_guard)=([^&\s;,]+)"
 )
@@ -18,10 +19,10 @@ def redact_proxy(url: str | None) -> str | None:
     if not url:
         return url
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    credentials = "***:***@" if parts.username or parts.password else ""
-    return f"{parts.scheme}://{credentials}{host}{port}"
+    # Host and port exactly as written (keeps IPv6 brackets), everything before the last "@" dropped.
+    host_and_port = parts.netloc.rpartition("@")[2]
+    credentials = "***:***@" if "@" in parts.netloc else ""
+    return f"{parts.scheme}://{credentials}{host_and_port}"
 
 
 def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
