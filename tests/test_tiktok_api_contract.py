@@ -66,9 +66,7 @@ async def test_empty_body_and_empty_object_pass_validation(service, body) -> Non
     assert_error(response, 409, "NOT_LOGGED_IN")
 
 
-@pytest.mark.parametrize(
-    "session_id", ["0b3c2c55-8a5e-4f51-9b1e-2d5c7a1d9e10", "not-a-uuid", "1%20OR%201=1"]
-)
+@pytest.mark.parametrize("session_id", ["0b3c2c55-8a5e-4f51-9b1e-2d5c7a1d9e10", "not-a-uuid", "1%20OR%201=1"])
 async def test_unknown_session_is_404(service, session_id: str) -> None:
     assert_error(await service.client.get(f"/tiktok/session/{session_id}"), 404, "SESSION_NOT_FOUND")
     assert_error(await service.client.delete(f"/tiktok/session/{session_id}"), 404, "SESSION_NOT_FOUND")
