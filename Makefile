@@ -14,11 +14,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# Xvfb lets the tests drive a visible (HEADLESS=false) window on a machine with no screen.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "installing Debian's chromium"; \
+	@command -v chromium >/dev/null 2>&1 && command -v Xvfb >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium and xvfb"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium xvfb >/dev/null; }
 
 run: install
 	$(PY) -m app

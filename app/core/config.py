@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
@@ -108,14 +108,21 @@ class Settings(BaseSettings):
             raise ValueError("must look like scheme://user:pass@host:port (http, https or socks5)")
         return value
 
-    @model_validator(mode="after")
-    def _start_fits_detection(self) -> Settings:
-        if self.SESSION_START_TIMEOUT < self.LOGIN_DETECTION_TIMEOUT:
+    @field_validator("BROWSER_EXECUTABLE", mode="before")
+    @classmethod
+    def _empty_means_auto(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("SESSION_START_TIMEOUT")
+    @classmethod
+    def _start_fits_detection(cls, value: float, info: ValidationInfo) -> float:
+        detection = info.data.get("LOGIN_DETECTION_TIMEOUT")
+        if detection is not None and value < detection:
             raise ValueError(
-                "SESSION_START_TIMEOUT must be at least LOGIN_DETECTION_TIMEOUT, "
+                f"must be at least LOGIN_DETECTION_TIMEOUT ({detection:g}), "
                 "or every slow detection would end as a timeout"
             )
-        return self
+        return value
 
     @property
     def master_dir(self) -> Path:

@@ -277,6 +277,11 @@ async def control_requests(request: Request) -> Response:
     return JSONResponse(dict(state.requests))
 
 
+async def control_headers(request: Request) -> Response:
+    """Echo of what the browser sent, so tests can compare HTTP headers with JS-visible values."""
+    return JSONResponse({name.lower(): value for name, value in request.headers.items()})
+
+
 async def control_health(request: Request) -> Response:
     return PlainTextResponse("ok")
 
@@ -309,6 +314,7 @@ def create_app(mode: str = "normal") -> Starlette:
         Route("/__standin/mode", control_mode, methods=["GET", "POST"]),
         Route("/__standin/requests", control_requests, methods=["GET", "DELETE"]),
         Route("/__standin/health", control_health),
+        Route("/__standin/headers", control_headers),
     ]
     app = Starlette(routes=routes)
     app.state.site = state

@@ -20,7 +20,7 @@ CLOSE_TIMEOUT = 1.5  # seconds; a session must be fully gone within 2 s of its e
 class BrowserEnd:
     """Why a browser ended on its own."""
 
-    CRASHED = "browser_crashed"
+    BROWSER_CLOSED = "browser_closed"  # crashed, killed, or its window closed
     LAST_PAGE_CLOSED = "last_page_closed"
 
 
@@ -40,6 +40,7 @@ class AbstractBrowsingExecutor(ABC):
         self._closing = False
         self._closed = asyncio.Event()
         self._launch_task: asyncio.Task[Any] | None = None
+        self.ended_reason: str | None = None
 
     @abstractmethod
     async def _launch(self) -> Any:
@@ -55,7 +56,7 @@ class AbstractBrowsingExecutor(ABC):
 
     @property
     def is_alive(self) -> bool:
-        return self.context is not None and not self._closing
+        return self.context is not None and not self._closing and self.ended_reason is None
 
     async def start(self) -> None:
         # The launch runs as its own task so a timeout of the caller cannot interrupt Playwright
@@ -64,7 +65,7 @@ class AbstractBrowsingExecutor(ABC):
         self.context = await asyncio.shield(self._launch_task)
         pages = self.context.pages
         self.page = pages[0] if pages else await self.context.new_page()
-        self.context.on("close", lambda _context: self._ended(BrowserEnd.CRASHED))
+        self.context.on("close", lambda _context: self._ended(BrowserEnd.BROWSER_CLOSED))
         self.context.on("page", self._watch_page)
         for page in self.context.pages:
             self._watch_page(page)
@@ -77,8 +78,9 @@ class AbstractBrowsingExecutor(ABC):
             self._ended(BrowserEnd.LAST_PAGE_CLOSED)
 
     def _ended(self, reason: str) -> None:
-        if self._closing:
+        if self._closing or self.ended_reason is not None:
             return
+        self.ended_reason = reason
         logger.info("browser.ended reason=%s", reason)
         if self._on_end is not None:
             callback, self._on_end = self._on_end, None

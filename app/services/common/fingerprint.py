@@ -1,9 +1,10 @@
 """A BrowserForge fingerprint made to agree with the browser that will actually run.
 
 BrowserForge's data stops at Chrome 147 while the installed Chromium is newer, so its User-Agent and
-client hints are replaced by the real ones: the HTTP User-Agent is derived from the binary's version,
-and `navigator.userAgentData` is read from the launched browser itself. Everything else (screen,
-hardware, WebGL vendor, codecs) comes from BrowserForge. Sampling takes ~0.3 s, so the next
+client hints are not used: the User-Agent is derived from the binary's real version, and
+`navigator.userAgentData` and the Sec-CH-UA headers are left to the browser, which reports its own
+version consistently in both. Everything else (screen, hardware, WebGL vendor, codecs) comes from
+BrowserForge. Sampling takes ~0.3 s, so the next
 fingerprint is always prepared ahead, off the event loop.
 """
 
@@ -19,16 +20,6 @@ from browserforge.fingerprints import Fingerprint, FingerprintGenerator, Screen
 from browserforge.injectors.utils import InjectFunction
 
 _BROWSER_CHROME_HEIGHT = 85  # px of tabs and toolbar between screen.availHeight and the viewport
-
-NATIVE_UA_DATA_JS = """
-async () => {
-  const data = navigator.userAgentData;
-  if (!data) return null;
-  const high = await data.getHighEntropyValues(
-    ['architecture', 'bitness', 'model', 'platformVersion', 'uaFullVersion', 'fullVersionList', 'wow64']);
-  return {...high, brands: data.brands, mobile: data.mobile, platform: data.platform};
-}
-"""
 
 
 def user_agent_for(version: str) -> str:
@@ -56,12 +47,13 @@ class BrowserIdentity:
             "color_scheme": "light",
         }
 
-    def init_script(self, native_ua_data: dict[str, Any] | None) -> str:
+    def init_script(self) -> str:
         navigator = dataclasses.replace(
             self.fingerprint.navigator,
             userAgent=self.user_agent,
             appVersion=self.user_agent.removeprefix("Mozilla/"),
-            userAgentData=native_ua_data or {},
+            # None keeps the browser's own userAgentData, which matches its Sec-CH-UA headers.
+            userAgentData=None,
             platform="Linux x86_64",
             maxTouchPoints=0,
             webdriver=False,

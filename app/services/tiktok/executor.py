@@ -12,7 +12,7 @@ from scrapling.fetchers import AsyncStealthySession
 
 from app.services.common.browser import BrowserOptions
 from app.services.common.executor import AbstractBrowsingExecutor
-from app.services.common.fingerprint import NATIVE_UA_DATA_JS, BrowserIdentity
+from app.services.common.fingerprint import BrowserIdentity
 from app.services.tiktok.utils.login_detection import DetectionConfig, DetectionResult, LoginDetector
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class TiktokExecutor(AbstractBrowsingExecutor):
     def __init__(self, profile_dir: Path, options: BrowserOptions, identity: BrowserIdentity):
         super().__init__(profile_dir)
         self._options = options
-        self._identity = identity
+        self.identity = identity
         self._stealth: AsyncStealthySession | None = None
 
     async def _launch(self) -> Any:
@@ -44,17 +44,15 @@ class TiktokExecutor(AbstractBrowsingExecutor):
             user_data_dir=str(self.profile_dir.resolve()),
             executable_path=str(options.executable),
             extra_flags=list(options.flags),
-            useragent=self._identity.user_agent,
+            useragent=self.identity.user_agent,
             proxy=proxy_settings(options.proxy.get_secret_value()) if options.proxy else None,
             google_search=False,
-            additional_args=self._identity.context_options(),
+            additional_args=self.identity.context_options(),
             timeout=30_000,
         )
         await self._stealth.start()
         context = self._stealth.context
-        page = context.pages[0] if context.pages else await context.new_page()
-        native = await page.evaluate(NATIVE_UA_DATA_JS)
-        await context.add_init_script(script=self._identity.init_script(native))
+        await context.add_init_script(script=self.identity.init_script())
         return context
 
     async def _release(self) -> None:

@@ -169,9 +169,12 @@ class TiktokService:
                 f"{settings.SESSION_START_TIMEOUT:g} s",
                 timeout=settings.SESSION_START_TIMEOUT,
             ) from None
+        if executor.ended_reason is not None:
+            # No await between this check and go_live(): a later end is caught by the session itself.
+            raise BrowserLaunchFailed(
+                f"the browser ended while the session was starting ({executor.ended_reason})"
+            )
         self._check_login(session.login)
-        if not executor.is_alive:
-            raise SessionStartTimeout("the browser ended while the session was starting")
 
     async def _browser_options(self) -> BrowserOptions:
         executable = await asyncio.to_thread(find_browser, self.settings.BROWSER_EXECUTABLE)

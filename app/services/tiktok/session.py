@@ -42,9 +42,10 @@ class LiveSession:
         """Called once the login is proven: from now on the session ends by itself when it must."""
         self.state = "live"
         self._on_closed = on_closed
-        remaining = (self.expires_at - datetime.now(UTC)).total_seconds()
+        # The client gets the whole MAX_SESSION_DURATION from hand-out, not minus the start-up time.
+        self.expires_at = datetime.now(UTC) + timedelta(seconds=self._max_duration)
         self._expiry = asyncio.get_running_loop().call_later(
-            max(0.0, remaining), self.close_soon, "max_duration"
+            self._max_duration, self.close_soon, "max_duration"
         )
         if self.executor is not None:
             self.executor.on_end(self.close_soon)

@@ -1,0 +1,118 @@
+"""The launched browser itself: required flags, a self-consistent fingerprint, a visible window mode."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.services.common.browser import browser_version, find_browser
+from tests.conftest import install_master
+from tests.fakes.server import StandinServer
+from tests.service_harness import browsers_on, running_service, wait_until
+
+pytestmark = pytest.mark.browser
+
+REQUIRED = ("--disable-background-networking", "--disable-component-update=1", "--disable-sync")
+
+_IDENTITY_JS = """
+async () => {
+  const echoed = await (await fetch('/__standin/headers')).json();
+  return {
+    echoed,
+    userAgent: navigator.userAgent,
+    brands: navigator.userAgentData.brands.map((b) => `${b.brand}/${b.version}`),
+    webdriver: navigator.webdriver,
+    screenWidth: screen.width,
+    hardwareConcurrency: navigator.hardwareConcurrency,
+  };
+}
+"""
+
+
+def command_line(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+async def test_browser_runs_with_network_quieting_flags(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    async with running_service(tmp_path, site.url) as service:
+        session_id = (await service.client.post("/tiktok/session")).json()["session_id"]
+        pids = browsers_on(service.clones_dir / session_id)
+        assert pids
+        for pid in pids:
+            arguments = command_line(pid)
+            for flag in REQUIRED:
+                assert flag in arguments, f"{flag} missing from {arguments[0]}"
+
+
+async def test_user_agent_client_hints_and_js_agree_with_the_real_browser(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    major = (await browser_version(find_browser(None))).split(".")[0]
+    async with running_service(tmp_path, site.url) as service:
+        session_id = (await service.client.post("/tiktok/session")).json()["session_id"]
+        executor = service.service.get(session_id).executor
+        seen = await executor.page.evaluate(_IDENTITY_JS, isolated_context=False)
+
+    assert seen["echoed"]["user-agent"] == seen["userAgent"]
+    assert f"Chrome/{major}.0.0.0" in seen["userAgent"] and "Headless" not in seen["userAgent"]
+    assert f'v="{major}"' in seen["echoed"]["sec-ch-ua"]
+    assert f"Chromium/{major}" in seen["brands"]
+    assert seen["echoed"]["sec-ch-ua-platform"] == '"Linux"'
+    assert seen["webdriver"] is False
+    fingerprint = executor.identity.fingerprint
+    assert seen["screenWidth"] == fingerprint.screen.width
+    assert seen["hardwareConcurrency"] == fingerprint.navigator.hardwareConcurrency
+
+
+@pytest.fixture
+def display() -> Iterator[str]:
+    """A virtual screen for the visible-window mode; the real one when the developer has a display."""
+    if os.environ.get("DISPLAY"):
+        yield os.environ["DISPLAY"]
+        return
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.fail("Xvfb is missing: `make install` installs Debian's xvfb", pytrace=False)
+    process = subprocess.Popen(
+        [xvfb, "-displayfd", "1", "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    number = process.stdout.readline().decode().strip()  # Xvfb prints the display once it is ready
+    os.environ["DISPLAY"] = f":{number}"
+    try:
+        yield os.environ["DISPLAY"]
+    finally:
+        del os.environ["DISPLAY"]
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_visible_window_session_ends_when_the_window_is_closed(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path], display: str
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    async with running_service(tmp_path, site.url, HEADLESS=False) as service:
+        response = await service.client.post("/tiktok/session")
+        assert response.status_code == 200, response.text
+        session_id = response.json()["session_id"]
+        clone = service.clones_dir / session_id
+        pids = browsers_on(clone)
+        assert pids and not any("--headless" in arg for arg in command_line(pids[0]))
+
+        executor = service.service.get(session_id).executor
+        devtools = await executor.context.new_cdp_session(executor.page)
+        # What the window's close button does: the browser shuts down by itself.
+        await devtools.send("Browser.close")
+        await wait_until(lambda: not clone.exists(), timeout=5, what="the session to end")
+        assert (await service.client.get("/tiktok/sessions")).json()["sessions"] == []
