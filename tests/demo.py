@@ -13,10 +13,10 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 
+from tests.fakes.profiles import export_cookies_txt
 from tests.fakes.server import REPO_ROOT, StandinServer, free_port
 
 DEMO_DIR = REPO_ROOT / ".demo"
@@ -32,30 +32,6 @@ def show(response: httpx.Response) -> None:
     suffix = f"  (X-Session-Id: {session_header})" if session_header else ""
     print(f"{response.request.method} {response.request.url.path} -> {response.status_code}{suffix}")
     print(json.dumps(response.json(), indent=2))
-
-
-def export_cookies_txt(site: StandinServer, path: Path) -> None:
-    """What a cookie-export extension writes after a person logs in: Netscape cookies.txt."""
-    with httpx.Client() as client:
-        client.get(site.url_for("__standin/login?user=demo"), follow_redirects=False)
-        lines = ["# Netscape HTTP Cookie File"]
-        for cookie in client.cookies.jar:
-            prefix = "#HttpOnly_" if cookie.has_nonstandard_attr("HttpOnly") else ""
-            expires = str(cookie.expires or 0)
-            lines.append(
-                "\t".join(
-                    [
-                        prefix + cookie.domain,
-                        "FALSE",
-                        cookie.path,
-                        "FALSE",
-                        expires,
-                        cookie.name,
-                        cookie.value,
-                    ]
-                )
-            )
-    path.write_text("\n".join(lines) + "\n")
 
 
 def wait_for_health(base_url: str, service: subprocess.Popen[bytes]) -> None:
@@ -87,7 +63,7 @@ def main() -> None:
 
         step("Making a logged-in master profile: log in, export cookies.txt, import it")
         cookies_file = DEMO_DIR / "cookies.txt"
-        export_cookies_txt(site, cookies_file)
+        export_cookies_txt(site.url_for("__standin/login?user=demo"), cookies_file)
         subprocess.run(
             [sys.executable, "-m", "app.cli", "profile", "import-cookies", str(cookies_file)],
             env=env,

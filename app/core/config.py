@@ -43,10 +43,7 @@ class Settings(BaseSettings):
 
     # Detection tuning (SPEC §4: selectors, endpoints and cookie names are configuration).
     TIKTOK_ACCOUNT_INFO_PATH: str = "/passport/web/account/info/?aid=1988"
-    TIKTOK_ACCOUNT_RESPONSE_PATTERNS: Annotated[list[str], NoDecode] = [
-        "/passport/web/account/info/",
-        "/api/user/detail/self/",
-    ]
+    TIKTOK_ACCOUNT_RESPONSE_PATTERNS: Annotated[list[str], NoDecode] = ["/passport/web/account/info/"]
     TIKTOK_SESSION_COOKIES: Annotated[list[str], NoDecode] = ["sessionid", "sessionid_ss", "sid_tt"]
     TIKTOK_SESSION_GUARD_COOKIE: str = "sid_guard"
     TIKTOK_LOGGED_OUT_SELECTORS: Annotated[list[str], NoDecode] = [
@@ -69,6 +66,14 @@ class Settings(BaseSettings):
         '[data-e2e="ban-notice"]',
         '[data-e2e="account-banned"]',
     ]
+    TIKTOK_BAN_TEXTS: Annotated[list[str], NoDecode] = [
+        "account was permanently banned",
+        "account has been permanently banned",
+        "account was banned",
+        "account has been banned",
+        "account has been suspended",
+        "account was suspended",
+    ]
     TIKTOK_LOGIN_PATH: str = "/login"
 
     @field_validator(
@@ -80,6 +85,7 @@ class Settings(BaseSettings):
         "TIKTOK_CAPTCHA_SELECTORS",
         "TIKTOK_CAPTCHA_FRAME_HOSTS",
         "TIKTOK_BAN_SELECTORS",
+        "TIKTOK_BAN_TEXTS",
         mode="before",
     )
     @classmethod

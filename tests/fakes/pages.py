@@ -51,6 +51,13 @@ BAN_NOTICE = """
 <div data-e2e="ban-notice" class="ban-notice">Your account was permanently banned due to multiple violations
 of our Community Guidelines. <a href="/feedback">Appeal</a></div>"""
 
+# The same notice in a plain modal, with no data-e2e hook: only its words say what it is.
+BAN_DIALOG = """
+<div class="css-1x9ab8-DivModalContainer" role="dialog" aria-modal="true">
+  <h2>Account banned</h2>
+  <p>Your account was permanently banned due to multiple violations of our Community Guidelines.</p>
+</div>"""
+
 
 @dataclass(frozen=True)
 class Viewer:

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlencode
 
+import httpx
 from playwright.async_api import async_playwright
 
 CHROMIUM_PATH = Path("/usr/bin/chromium")
@@ -76,3 +77,15 @@ def install_master(src: Path, user_data_dir: Path) -> Path:
     # symlinks=True: Chromium's Singleton* entries are symlinks to nowhere while a browser runs.
     shutil.copytree(src, dest, symlinks=True)
     return dest
+
+
+def export_cookies_txt(login_url: str, path: Path) -> None:
+    """What a cookie-export extension writes after a person logs in: a Netscape cookies.txt."""
+    with httpx.Client() as client:
+        client.get(login_url, follow_redirects=False)
+        lines = ["# Netscape HTTP Cookie File"]
+        for cookie in client.cookies.jar:
+            prefix = "#HttpOnly_" if cookie.has_nonstandard_attr("HttpOnly") else ""
+            fields = [prefix + cookie.domain, "FALSE", cookie.path, "FALSE", str(cookie.expires or 0)]
+            lines.append("\t".join([*fields, cookie.name, cookie.value or ""]))
+    path.write_text("\n".join(lines) + "\n")

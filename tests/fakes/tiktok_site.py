@@ -45,6 +45,7 @@ MODES = (
     "forbidden",
     "rate_limited",
     "ban",
+    "ban_dialog",
     "empty",
     "api_broken",
     "slow",
@@ -128,6 +129,8 @@ def render_app(request: Request, title: str, body: str) -> Response:
         extra = pages.CAPTCHA_WALL
     elif state.mode == "ban":
         extra, viewer = pages.BAN_NOTICE, None
+    elif state.mode == "ban_dialog":
+        extra = pages.BAN_DIALOG
     html = pages.app_page(
         title=title,
         body=body,

@@ -98,7 +98,7 @@ async def test_expired_session_guard_is_409_from_cookies(
         assert body["error_details"]["method"] == "cookies"
 
 
-@pytest.mark.parametrize("mode", ["captcha", "forbidden", "rate_limited", "ban", "empty"])
+@pytest.mark.parametrize("mode", ["captcha", "forbidden", "rate_limited", "ban", "ban_dialog", "empty"])
 async def test_walls_are_409_uncertain_never_logged_in(
     mode: str, tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
 ) -> None:

@@ -21,7 +21,7 @@ _SAME_SITE = {"no_restriction": "None", "none": "None", "lax": "Lax", "strict": 
 
 def parse_cookie_file(text: str) -> list[dict[str, Any]]:
     stripped = text.lstrip()
-    if stripped.startswith("["):
+    if stripped.startswith(("[", "{")):
         return _parse_json(stripped)
     return _parse_netscape(text)
 

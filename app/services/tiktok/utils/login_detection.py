@@ -51,7 +51,7 @@ _REHYDRATION_JS = """
 """
 
 _SELECTOR_HITS_JS = """
-(groups) => {
+({groups, banTexts}) => {
   const hits = (selectors) => selectors.filter((selector) => {
     try { return document.querySelector(selector) !== null; } catch (error) { return false; }
   });
@@ -60,7 +60,14 @@ _SELECTOR_HITS_JS = """
   const body = document.body;
   const inert = new Set(['SCRIPT', 'STYLE', 'LINK', 'META', 'NOSCRIPT', 'TEMPLATE']);
   const visibleElements = body ? [...body.children].filter((child) => !inert.has(child.tagName)) : [];
-  result.empty = !body || (visibleElements.length === 0 && !(body.innerText || '').trim());
+  const bodyText = body ? (body.innerText || '') : '';
+  result.empty = !body || (visibleElements.length === 0 && !bodyText.trim());
+  // A ban notice is a dialog or a short page of its own; a long feed quoting the words is not one.
+  const notices = [...document.querySelectorAll('[role="dialog"], [role="alertdialog"], [role="alert"]')]
+    .map((element) => element.innerText || '');
+  if (bodyText.length < 1500) notices.push(bodyText);
+  const lowered = notices.map((text) => text.toLowerCase());
+  result.banText = banTexts.filter((phrase) => lowered.some((text) => text.includes(phrase.toLowerCase())));
   return result;
 }
 """
@@ -79,6 +86,7 @@ class DetectionConfig:
     captcha_selectors: tuple[str, ...]
     captcha_frame_hosts: tuple[str, ...]
     ban_selectors: tuple[str, ...]
+    ban_texts: tuple[str, ...]
     login_path: str
     timeout: float
 
@@ -96,6 +104,7 @@ class DetectionConfig:
             captcha_selectors=tuple(settings.TIKTOK_CAPTCHA_SELECTORS),
             captcha_frame_hosts=tuple(settings.TIKTOK_CAPTCHA_FRAME_HOSTS),
             ban_selectors=tuple(settings.TIKTOK_BAN_SELECTORS),
+            ban_texts=tuple(settings.TIKTOK_BAN_TEXTS),
             login_path=settings.TIKTOK_LOGIN_PATH,
             timeout=settings.LOGIN_DETECTION_TIMEOUT,
         )
@@ -315,8 +324,9 @@ class LoginDetector:
 
     async def _probe_walls(self, deadline: float) -> Signal | None:
         groups = {"captcha": list(self._config.captcha_selectors), "ban": list(self._config.ban_selectors)}
+        argument = {"groups": groups, "banTexts": list(self._config.ban_texts)}
         try:
-            hits = await self._evaluate(_SELECTOR_HITS_JS, groups, deadline)
+            hits = await self._evaluate(_SELECTOR_HITS_JS, argument, deadline)
         except Exception:  # noqa: BLE001
             return None
         captcha = list(hits["captcha"])
@@ -325,7 +335,8 @@ class LoginDetector:
             for frame in self._page.frames
             if any(host in urlsplit(frame.url).netloc for host in self._config.captcha_frame_hosts)
         ]
-        return read.read_walls(self._visit.document_status, captcha, list(hits["ban"]), bool(hits["empty"]))
+        ban = list(hits["ban"]) + list(hits["banText"])
+        return read.read_walls(self._visit.document_status, captcha, ban, bool(hits["empty"]))
 
     async def _collect_header(self, deadline: float) -> Signal | None:
         if not await self._until_dom_ready(deadline):
@@ -335,10 +346,11 @@ class LoginDetector:
             "in": list(self._config.logged_in_selectors),
             "out": list(self._config.logged_out_selectors),
         }
+        argument = {"groups": groups, "banTexts": []}
         try:
             remaining_ms = max(1.0, (deadline - time.monotonic()) * 1000)
             await self._page.wait_for_selector(union, state="attached", timeout=remaining_ms)
-            hits = await self._evaluate(_SELECTOR_HITS_JS, groups, deadline)
+            hits = await self._evaluate(_SELECTOR_HITS_JS, argument, deadline)
         except Exception:  # noqa: BLE001 - the header never rendered in time
             return read.read_header([], [])
         return read.read_header(list(hits["in"]), list(hits["out"]))
@@ -351,8 +363,12 @@ class LoginDetector:
 
     def _on_response(self, response: Any) -> None:
         request = response.request
-        if request.resource_type == "document" and request.frame == self._page.main_frame:
-            if not 300 <= response.status < 400:
+        if request.resource_type == "document":
+            try:
+                in_main_frame = request.frame == self._page.main_frame
+            except Exception:  # noqa: BLE001 - service-worker requests have no frame
+                in_main_frame = False
+            if in_main_frame and not 300 <= response.status < 400:
                 self._visit.document_status = response.status
             return
         if any(pattern in response.url for pattern in self._config.account_response_patterns):
