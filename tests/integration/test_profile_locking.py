@@ -1,0 +1,102 @@
+"""One writer, many readers on the master profile, across processes and modes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.services.common.profile_lock import ProfileLock
+from tests.conftest import install_master
+from tests.fakes.server import StandinServer
+from tests.service_harness import assert_error, browsers_on, running_service, tree_digest
+
+pytestmark = pytest.mark.browser
+
+HOLD_EXCLUSIVE = """
+import asyncio, sys
+from pathlib import Path
+from app.services.common.profile_lock import ProfileLock
+
+async def hold():
+    return await ProfileLock(Path(sys.argv[1])).exclusive(5)
+
+held = asyncio.run(hold())
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.fixture
+def exclusive_holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process (a profile command, say) holding the master's exclusive lock until told."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_EXCLUSIVE, str(tmp_path / "master.lock")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    yield holder
+    if holder.poll() is None:
+        holder.kill()
+        holder.wait(timeout=10)
+
+
+async def test_read_session_waits_for_a_profile_command_then_answers_423(
+    tmp_path: Path,
+    site: StandinServer,
+    master_profiles: dict[str, Path],
+    exclusive_holder: subprocess.Popen[str],
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    async with running_service(tmp_path, site.url, LOCK_TIMEOUT=0.5) as service:
+        body = assert_error(await service.client.post("/tiktok/session"), 423, "USER_DATA_LOCKED")
+        assert body["error_details"]["timeout"] == 0.5
+        assert service.clone_dirs() == []
+        # The holder ends (its lock dies with it); the next request gets the master.
+        await asyncio.to_thread(exclusive_holder.communicate, "done\n", 10)
+        response = await service.client.post("/tiktok/session")
+        assert response.status_code == 200, response.text
+
+
+async def test_write_mode_runs_on_the_master_and_keeps_it_exclusive(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    master = install_master(master_profiles["logged_in"], tmp_path)
+    async with running_service(tmp_path, site.url, WRITE_MODE=True, LOCK_TIMEOUT=0.5) as service:
+        response = await service.client.post("/tiktok/session")
+        assert response.status_code == 200, response.text
+        session_id = response.json()["session_id"]
+        info = (await service.client.get(f"/tiktok/session/{session_id}")).json()
+        assert info["mode"] == "write"
+        assert browsers_on(master) and service.clone_dirs() == []
+
+        # A second writer, and any reader, must wait for the first writer.
+        assert_error(await service.client.post("/tiktok/session"), 423, "USER_DATA_LOCKED")
+        with pytest.raises(Exception, match="exclusively"):
+            await ProfileLock(tmp_path / "master.lock").shared(0.2)
+
+        page = service.service.get(session_id).executor.page
+        await page.goto(site.url_for("explore"))
+        assert (await service.client.delete(f"/tiktok/session/{session_id}")).status_code == 200
+        assert browsers_on(master) == []
+    held = await ProfileLock(tmp_path / "master.lock").exclusive(0.2)
+    held.release()
+
+
+async def test_read_sessions_share_the_master_and_leave_it_untouched(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    master = install_master(master_profiles["logged_in"], tmp_path)
+    before = tree_digest(master)
+    async with running_service(tmp_path, site.url) as service:
+        first = await service.client.post("/tiktok/session")
+        second = await service.client.post("/tiktok/session")
+        assert first.status_code == second.status_code == 200
+        assert len(service.clone_dirs()) == 2
+    assert tree_digest(master) == before
