@@ -13,17 +13,11 @@ from urllib.parse import urlencode
 import httpx
 from playwright.async_api import async_playwright
 
+from app.services.common.browser import chromium_flags
+
 CHROMIUM_PATH = Path("/usr/bin/chromium")
-# Tests run as root in a container: Chromium refuses to start as root without --no-sandbox.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update=1",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-]
+# The service's own required flags, so test profiles are made by a browser started the same way.
+CHROMIUM_FLAGS = list(chromium_flags())
 NAV_TIMEOUT_MS = 15_000
 
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,53 +9,22 @@ import pytest
 from app.services.common.profile_lock import ProfileLock
 from tests.conftest import install_master
 from tests.fakes.server import StandinServer
+from tests.holders import held_by_other_process
 from tests.service_harness import assert_error, browsers_on, running_service, tree_digest
 
 pytestmark = pytest.mark.browser
 
-HOLD_EXCLUSIVE = """
-import asyncio, sys
-from pathlib import Path
-from app.services.common.profile_lock import ProfileLock
-
-async def hold():
-    return await ProfileLock(Path(sys.argv[1])).exclusive(5)
-
-held = asyncio.run(hold())
-print("ready", flush=True)
-sys.stdin.readline()
-"""
-
-
-@pytest.fixture
-def exclusive_holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
-    """Another process (a profile command, say) holding the master's exclusive lock until told."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_EXCLUSIVE, str(tmp_path / "master.lock")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-    yield holder
-    if holder.poll() is None:
-        holder.kill()
-        holder.wait(timeout=10)
-
 
 async def test_read_session_waits_for_a_profile_command_then_answers_423(
-    tmp_path: Path,
-    site: StandinServer,
-    master_profiles: dict[str, Path],
-    exclusive_holder: subprocess.Popen[str],
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
 ) -> None:
     install_master(master_profiles["logged_in"], tmp_path)
     async with running_service(tmp_path, site.url, LOCK_TIMEOUT=0.5) as service:
-        body = assert_error(await service.client.post("/tiktok/session"), 423, "USER_DATA_LOCKED")
-        assert body["error_details"]["timeout"] == 0.5
-        assert service.clone_dirs() == []
-        # The holder ends (its lock dies with it); the next request gets the master.
-        await asyncio.to_thread(exclusive_holder.communicate, "done\n", 10)
+        async with held_by_other_process("exclusive", tmp_path / "master.lock"):
+            body = assert_error(await service.client.post("/tiktok/session"), 423, "USER_DATA_LOCKED")
+            assert body["error_details"]["timeout"] == 0.5
+            assert service.clone_dirs() == []
+        # The other process has ended, and its lock with it.
         response = await service.client.post("/tiktok/session")
         assert response.status_code == 200, response.text
 

@@ -32,13 +32,6 @@ async def create(service: RunningService) -> str:
     return body["session_id"]
 
 
-def assert_nothing_left(service: RunningService) -> None:
-    assert service.clone_dirs() == []
-    assert browsers_on(service.clones_dir) == [] or not any(
-        browsers_on(path) for path in service.clones_dir.glob("*")
-    )
-
-
 async def test_logged_in_master_gives_a_live_session_on_its_own_clone(
     tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
 ) -> None:
@@ -78,24 +71,28 @@ async def test_never_logged_in_is_409_from_cookies_without_loading_the_page(
         assert service.clone_dirs() == []
 
 
-async def test_cookie_revoked_server_side_is_409_logged_out(
-    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+@pytest.mark.parametrize(
+    "profile, methods",
+    [
+        # Cookies still in the browser, session ended on the server: only the page can tell.
+        ("revoked", ("account_api", "rehydration")),
+        # sid_guard past its own max-age: known from the cookie alone.
+        ("expired_guard", ("cookies",)),
+    ],
+)
+async def test_ended_logins_are_409_logged_out(
+    profile: str,
+    methods: tuple[str, ...],
+    tmp_path: Path,
+    site: StandinServer,
+    master_profiles: dict[str, Path],
 ) -> None:
-    install_master(master_profiles["revoked"], tmp_path)
+    install_master(master_profiles[profile], tmp_path)
     async with running_service(tmp_path, site.url) as service:
         body = assert_error(await service.client.post("/tiktok/session"), 409, "NOT_LOGGED_IN")
         assert body["error_details"]["state"] == "logged_out"
-        assert body["error_details"]["method"] in ("account_api", "rehydration")
+        assert body["error_details"]["method"] in methods
         assert service.clone_dirs() == []
-
-
-async def test_expired_session_guard_is_409_from_cookies(
-    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
-) -> None:
-    install_master(master_profiles["expired_guard"], tmp_path)
-    async with running_service(tmp_path, site.url) as service:
-        body = assert_error(await service.client.post("/tiktok/session"), 409, "NOT_LOGGED_IN")
-        assert body["error_details"]["method"] == "cookies"
 
 
 @pytest.mark.parametrize("mode", ["captcha", "forbidden", "rate_limited", "ban", "ban_dialog", "empty"])

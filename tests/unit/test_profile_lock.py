@@ -6,57 +6,13 @@ import asyncio
 import os
 import stat
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 from app.core.errors import UserDataLocked
 from app.services.common.profile_lock import HeldLock, ProfileLock
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-READY_TIMEOUT = 10.0
-
-# Takes the lock with the production code, reports "ready", and keeps it until stdin closes.
-_HOLDER = """
-import asyncio, sys
-from pathlib import Path
-from app.services.common.profile_lock import HeldLock, ProfileLock
-
-async def main(mode, path):
-    held = await getattr(ProfileLock(Path(path)), mode)(0)
-    print("ready", flush=True)
-    await asyncio.to_thread(sys.stdin.readline)
-    held.release()
-
-asyncio.run(main(*sys.argv[1:]))
-"""
-
-
-@asynccontextmanager
-async def lock_held_by_other_process(mode: str, lock_path: Path) -> AsyncIterator[None]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        _HOLDER,
-        mode,
-        str(lock_path),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        cwd=REPO_ROOT,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        assert await asyncio.wait_for(proc.stdout.readline(), READY_TIMEOUT) == b"ready\n"
-        yield
-    finally:
-        proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), READY_TIMEOUT)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+from tests.holders import READY_TIMEOUT, held_by_other_process
 
 
 @pytest.fixture
@@ -95,14 +51,14 @@ async def test_shared_excludes_exclusive_within_one_process(lock: ProfileLock) -
 
 
 async def test_exclusive_held_by_other_process_blocks_shared_until_it_exits(lock: ProfileLock) -> None:
-    async with lock_held_by_other_process("exclusive", lock.lock_path):
+    async with held_by_other_process("exclusive", lock.lock_path):
         with pytest.raises(UserDataLocked):
             await lock.shared(0.2)
     (await lock.shared(0.2)).release()
 
 
 async def test_shared_held_by_other_process_blocks_exclusive_but_not_shared(lock: ProfileLock) -> None:
-    async with lock_held_by_other_process("shared", lock.lock_path):
+    async with held_by_other_process("shared", lock.lock_path):
         (await lock.shared(0)).release()
         with pytest.raises(UserDataLocked):
             await lock.exclusive(0.2)

@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -22,29 +19,7 @@ from app.services.common.user_data import (
     clone_master,
     sweep_orphan_clones,
 )
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-READY_TIMEOUT = 10.0
-
-# Holds either the master lock or a clone's ownership with the production code, reports "ready", and
-# keeps it until stdin closes (or the process is killed).
-_HOLDER = """
-import asyncio, sys
-from pathlib import Path
-from app.services.common.profile_lock import ProfileLock
-from app.services.common.user_data import Clone, UserDataLayout
-
-async def main(what, root, clone_id=""):
-    layout = UserDataLayout(Path(root))
-    if what == "clone":
-        Clone.create_sync(layout, clone_id)
-    else:
-        await ProfileLock(layout.lock_file).exclusive(0)
-    print("ready", flush=True)
-    await asyncio.to_thread(sys.stdin.readline)
-
-asyncio.run(main(*sys.argv[1:]))
-"""
+from tests.holders import READY_TIMEOUT, held_by_other_process
 
 KEPT_FILES = {
     "Local State": b'{"profile": {"info_cache": {}}}',
@@ -125,31 +100,6 @@ def lock(layout: UserDataLayout) -> ProfileLock:
     return ProfileLock(layout.lock_file)
 
 
-@asynccontextmanager
-async def other_process(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        _HOLDER,
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        cwd=REPO_ROOT,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        assert await asyncio.wait_for(proc.stdout.readline(), READY_TIMEOUT) == b"ready\n"
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.stdin.close()
-            try:
-                await asyncio.wait_for(proc.wait(), READY_TIMEOUT)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-
 # --- cloning -------------------------------------------------------------------------------------
 
 
@@ -214,7 +164,7 @@ async def test_clone_of_master_without_default_profile_raises(tmp_path: Path):
 async def test_clone_while_another_process_writes_master_times_out_leaving_nothing(
     layout: UserDataLayout, lock: ProfileLock
 ):
-    async with other_process("exclusive", str(layout.root)):
+    async with held_by_other_process("exclusive", layout.lock_file):
         started = time.monotonic()
         with pytest.raises(UserDataLocked):
             await clone_master(layout, lock, 0.3, "c1")
@@ -266,7 +216,7 @@ async def test_invalid_clone_id_is_refused(layout: UserDataLayout, lock: Profile
 
 
 async def test_sweep_removes_the_clone_of_a_killed_process(layout: UserDataLayout):
-    async with other_process("clone", str(layout.root), "dead") as proc:
+    async with held_by_other_process("clone", layout.root, "dead") as proc:
         proc.kill()  # SIGKILL: no cleanup code runs, exactly like a crash
         await proc.wait()
     assert await sweep_orphan_clones(layout) == ["dead"]
@@ -274,7 +224,7 @@ async def test_sweep_removes_the_clone_of_a_killed_process(layout: UserDataLayou
 
 
 async def test_sweep_keeps_the_clone_of_a_live_process(layout: UserDataLayout):
-    async with other_process("clone", str(layout.root), "alive"):
+    async with held_by_other_process("clone", layout.root, "alive"):
         assert await sweep_orphan_clones(layout) == []
         assert layout.clone_dir("alive").is_dir()
     # It exited without removing its clone: from now on that clone is an orphan like a crashed one's.
