@@ -144,10 +144,12 @@ def app_page(
     viewer: Viewer | None,
     login_url: str,
     with_rehydration: bool = True,
+    with_header: bool = True,
     header_delay: float = 0.0,
     extra: str = "",
 ) -> str:
     rehydration = rehydration_block(viewer) if with_rehydration else ""
+    header = header_script(viewer, login_url, header_delay) if with_header else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>
 <body>
@@ -157,7 +159,7 @@ def app_page(
 {extra}
 {COOKIE_BANNER}
 {rehydration}
-{header_script(viewer, login_url, header_delay)}
+{header}
 </body></html>"""
 
 

@@ -41,6 +41,7 @@ MODES = (
     "normal",
     "late_header",
     "header_only",
+    "silent",
     "captcha",
     "forbidden",
     "rate_limited",
@@ -136,7 +137,8 @@ def render_app(request: Request, title: str, body: str) -> Response:
         body=body,
         viewer=viewer,
         login_url=f"/login?redirect_url={quote(str(request.url), safe='')}",
-        with_rehydration=state.mode != "header_only",
+        with_rehydration=state.mode not in ("header_only", "silent"),
+        with_header=state.mode != "silent",
         header_delay=state.effective_delay() if state.mode in ("late_header", "header_only") else 0.0,
         extra=extra,
     )
@@ -231,7 +233,7 @@ async def account_info(request: Request) -> Response:
         if mode == "forbidden":
             return PlainTextResponse("Access denied", status_code=403)
         return PlainTextResponse("Too many requests", status_code=429, headers={"Retry-After": "60"})
-    if mode == "header_only":
+    if mode in ("header_only", "silent"):
         return Response(status_code=404)
     if mode == "empty":
         return Response(b"", media_type="application/json")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import install_master
-from tests.fakes.server import StandinServer
+from tests.fakes.server import StandinServer, free_port
 from tests.service_harness import (
     RunningService,
     assert_error,
@@ -146,6 +146,31 @@ async def test_hanging_site_is_504_and_leaves_nothing(
         assert browsers_on(tmp_path) == []
 
 
+async def test_a_page_that_says_nothing_gets_one_soft_refresh_then_409_uncertain(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    site.set_mode("silent")
+    async with running_service(tmp_path, site.url, LOGIN_DETECTION_TIMEOUT=4) as service:
+        site.reset_request_counts()
+        body = assert_error(await service.client.post("/tiktok/session"), 409, "NOT_LOGGED_IN")
+        assert body["error_details"]["state"] == "uncertain"
+        assert body["error_details"]["retry_count"] == 1
+        assert site.request_counts().get("/", 0) == 2
+        assert service.clone_dirs() == []
+
+
+async def test_unreachable_site_is_504_naming_the_network_error(
+    tmp_path: Path, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    closed_port_url = f"http://127.0.0.1:{free_port()}/"  # cookies are per host, so still "logged in"
+    async with running_service(tmp_path, closed_port_url) as service:
+        body = assert_error(await service.client.post("/tiktok/session"), 504, "SESSION_TIMEOUT")
+        assert "ERR_CONNECTION_REFUSED" in body["error_details"]["details"]
+        assert service.clone_dirs() == []
+
+
 async def test_max_session_duration_ends_the_session(
     tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
 ) -> None:
@@ -256,8 +281,6 @@ async def test_proxy_password_never_reaches_the_client_or_the_log(
     tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path], capfd: pytest.CaptureFixture[str]
 ) -> None:
     install_master(master_profiles["logged_in"], tmp_path)
-    from tests.fakes.server import free_port
-
     proxy = f"http://agent:hunter2secret@127.0.0.1:{free_port()}"  # nothing listens: the load fails
     async with running_service(
         tmp_path, site.url, PROXY=proxy, LOGIN_DETECTION_TIMEOUT=3, LOG_LEVEL="DEBUG"

@@ -146,8 +146,8 @@ class TiktokService:
         else:
             try:
                 clone = await clone_master(self.layout, self.lock, settings.LOCK_TIMEOUT, session.id)
-            except MasterProfileMissing:
-                raise MasterProfileMissing(PROFILE_HOWTO, state="logged_out", method="no_master") from None
+            except MasterProfileMissing as missing:
+                raise MasterProfileMissing(missing.details, state="logged_out", method="no_master") from None
             session.profile = clone
             profile_dir = clone.path
 

@@ -73,6 +73,9 @@ _SELECTOR_HITS_JS = """
 """
 
 
+HEADER_WAIT_SHARE = 0.5  # of LOGIN_DETECTION_TIMEOUT, counted from DOMContentLoaded
+
+
 @dataclass(frozen=True)
 class DetectionConfig:
     start_url: str
@@ -125,6 +128,7 @@ class DetectionResult:
 class _PageVisit:
     """What one load (first visit or the soft refresh) of the page has shown so far."""
 
+    # Set once the navigation has either committed or failed; `navigation_error` tells which.
     committed: asyncio.Event = field(default_factory=asyncio.Event)
     document_status: int | None = None
     navigation_error: str | None = None
@@ -240,7 +244,7 @@ class LoginDetector:
     async def _navigate(self, deadline: float, refresh: bool) -> None:
         timeout_ms = max(1.0, (deadline - time.monotonic()) * 1000)
         try:
-            if refresh:
+            if refresh and self._page_loaded:
                 response = await self._page.reload(wait_until="commit", timeout=timeout_ms)
             else:
                 response = await self._page.goto(
@@ -248,10 +252,12 @@ class LoginDetector:
                 )
             if response is not None:
                 self._visit.document_status = response.status
-            self._visit.committed.set()
         except Exception as error:  # noqa: BLE001 - any navigation failure means "no page", reported below
             self._visit.navigation_error = str(error).splitlines()[0][:200]
             logger.debug("login.navigation_failed error=%s", self._visit.navigation_error)
+        finally:
+            # Wakes the collectors either way: a failed load must not keep them waiting to the deadline.
+            self._visit.committed.set()
 
     async def _report(self, collector: Callable[[float], Awaitable[Signal | None]], deadline: float) -> None:
         signal = await collector(deadline)
@@ -263,6 +269,8 @@ class LoginDetector:
         remaining = deadline - time.monotonic()
         try:
             await asyncio.wait_for(self._visit.committed.wait(), remaining)
+            if self._visit.navigation_error is not None:
+                return False
             remaining_ms = max(1.0, (deadline - time.monotonic()) * 1000)
             await self._page.wait_for_load_state("domcontentloaded", timeout=remaining_ms)
         except Exception:  # noqa: BLE001 - timeouts and closed pages both mean "not ready"
@@ -281,6 +289,8 @@ class LoginDetector:
         try:
             await asyncio.wait_for(self._visit.committed.wait(), deadline - time.monotonic())
         except TimeoutError:
+            return None
+        if self._visit.navigation_error is not None:
             return None
         signal = read.read_account_info(None, None)
         for _attempt in range(2):  # an empty or broken answer is retried once, never read as logged out
@@ -341,6 +351,9 @@ class LoginDetector:
     async def _collect_header(self, deadline: float) -> Signal | None:
         if not await self._until_dom_ready(deadline):
             return None
+        # The header renders late, but waiting for it with the whole budget would leave no time for the
+        # soft refresh when it never comes.
+        deadline = min(deadline, time.monotonic() + self._config.timeout * HEADER_WAIT_SHARE)
         union = ", ".join(self._config.logged_in_selectors + self._config.logged_out_selectors)
         groups = {
             "in": list(self._config.logged_in_selectors),
