@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from app.api.deps import ApiKey, SessionRequest, Sessions
 from app.schemas.tiktok import (
@@ -109,9 +109,12 @@ async def health() -> HealthResponse:
     summary="Create a session on a copy of the master profile, proven logged in",
 )
 async def create_session(
-    _key: ApiKey, _body: SessionRequest, sessions: Sessions, response: Response
+    _key: ApiKey, _body: SessionRequest, sessions: Sessions, request: Request, response: Response
 ) -> TikTokSessionResponse:
     session = await sessions.create()
+    if await request.is_disconnected():
+        # Nobody will ever learn this id: without this the session would hold a slot until it expires.
+        await sessions.end(session.id, reason="client_gone")
     response.headers["X-Session-Id"] = session.id
     return TikTokSessionResponse(session_id=session.id)
 

@@ -7,6 +7,7 @@ import os
 import signal
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import install_master
@@ -292,3 +293,21 @@ async def test_proxy_password_never_reaches_the_client_or_the_log(
     captured = capfd.readouterr()
     assert "hunter2secret" not in captured.out + captured.err
     assert "***:***@127.0.0.1" in captured.err
+
+
+async def test_client_that_gave_up_does_not_keep_a_session(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    site.set_mode("slow", delay=2)
+    async with running_service(tmp_path, site.url) as service:
+        impatient = httpx.AsyncClient(
+            base_url=service.client.base_url, headers=service.client.headers, timeout=1
+        )
+        with pytest.raises(httpx.ReadTimeout):
+            await impatient.post("/tiktok/session")
+        await impatient.aclose()
+        # The service finishes the start, finds nobody listening, and ends what it made.
+        await wait_until(lambda: not service.service.live() and not service.service.starting, 15, "the end")
+        await wait_until(lambda: service.clone_dirs() == [], timeout=5, what="the clone to go")
+        assert browsers_on(tmp_path) == []

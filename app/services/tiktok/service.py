@@ -82,11 +82,16 @@ class TiktokService:
             raise SessionNotFound(f"no live session with id {session_id}")
         return session
 
+    @property
+    def starting(self) -> int:
+        """Sessions being opened right now (they count against MAX_SESSIONS too)."""
+        return self._starting
+
     def live(self) -> list[LiveSession]:
         return [s for s in self._sessions.values() if s.state == "live"]
 
-    async def end(self, session_id: str) -> None:
-        await self.get(session_id).close("deleted")
+    async def end(self, session_id: str, reason: str = "deleted") -> None:
+        await self.get(session_id).close(reason)
 
     async def create(self) -> LiveSession:
         self._reserve_slot()
