@@ -152,7 +152,7 @@ async def test_a_page_that_says_nothing_gets_one_soft_refresh_then_409_uncertain
 ) -> None:
     install_master(master_profiles["logged_in"], tmp_path)
     site.set_mode("silent")
-    async with running_service(tmp_path, site.url, LOGIN_DETECTION_TIMEOUT=4) as service:
+    async with running_service(tmp_path, site.url, LOGIN_DETECTION_TIMEOUT=6) as service:
         site.reset_request_counts()
         body = assert_error(await service.client.post("/tiktok/session"), 409, "NOT_LOGGED_IN")
         assert body["error_details"]["state"] == "uncertain"
