@@ -33,6 +33,15 @@ async def create(service: RunningService) -> str:
     return body["session_id"]
 
 
+async def assert_session_ends(service: RunningService, session_id: str, within: float) -> None:
+    """Within the deadline: clone gone, no browser on it, unknown to the API, not listed."""
+    clone = service.clones_dir / session_id
+    await wait_until(lambda: not clone.exists(), timeout=within, what="the session to end")
+    assert browsers_on(clone) == []
+    assert_error(await service.client.get(f"/tiktok/session/{session_id}"), 404, "SESSION_NOT_FOUND")
+    assert (await service.client.get("/tiktok/sessions")).json()["sessions"] == []
+
+
 async def test_logged_in_master_gives_a_live_session_on_its_own_clone(
     tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
 ) -> None:
@@ -178,10 +187,7 @@ async def test_max_session_duration_ends_the_session(
     install_master(master_profiles["logged_in"], tmp_path)
     async with running_service(tmp_path, site.url, MAX_SESSION_DURATION=3) as service:
         session_id = await create(service)
-        clone = service.clones_dir / session_id
-        await wait_until(lambda: not clone.exists(), timeout=10, what="the session to expire")
-        assert browsers_on(clone) == []
-        assert_error(await service.client.get(f"/tiktok/session/{session_id}"), 404, "SESSION_NOT_FOUND")
+        await assert_session_ends(service, session_id, within=10)
 
 
 async def test_closing_the_last_page_ends_the_session(
@@ -190,14 +196,11 @@ async def test_closing_the_last_page_ends_the_session(
     install_master(master_profiles["logged_in"], tmp_path)
     async with running_service(tmp_path, site.url) as service:
         session_id = await create(service)
-        clone = service.clones_dir / session_id
         executor = service.service.get(session_id).executor
         assert executor is not None
         for page in list(executor.context.pages):
             await page.close()
-        await wait_until(lambda: not clone.exists(), timeout=5, what="the session to end")
-        assert browsers_on(clone) == []
-        assert (await service.client.get("/tiktok/sessions")).json()["sessions"] == []
+        await assert_session_ends(service, session_id, within=5)
 
 
 async def test_killed_browser_ends_the_session(
@@ -209,8 +212,7 @@ async def test_killed_browser_ends_the_session(
         clone = service.clones_dir / session_id
         for pid in browsers_on(clone):
             os.kill(pid, signal.SIGKILL)
-        await wait_until(lambda: not clone.exists(), timeout=5, what="the session to end")
-        assert_error(await service.client.get(f"/tiktok/session/{session_id}"), 404, "SESSION_NOT_FOUND")
+        await assert_session_ends(service, session_id, within=5)
 
 
 async def test_master_is_byte_identical_after_a_session_that_browsed_and_set_cookies(
