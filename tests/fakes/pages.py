@@ -47,6 +47,25 @@ CAPTCHA_WALL = """
   </div>
 </div>"""
 
+# TikTok's captcha is drawn by its security SDK from script while the page is still loading: it is
+# not in the first HTML. The slow image keeps the load event back until after the captcha is drawn.
+LATE_CAPTCHA = """
+<img src="/__standin/slow-asset?ms=800" alt="" width="1" height="1">
+<script>
+document.addEventListener('DOMContentLoaded', function () {
+  setTimeout(function () {
+    var wall = document.createElement('div');
+    wall.className = 'secsdk-captcha-wrapper';
+    wall.innerHTML = '<div id="captcha-verify">Verify to continue</div>';
+    document.body.appendChild(wall);
+  }, 300);
+});
+</script>"""
+
+PIXEL_GIF = bytes.fromhex(
+    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+)
+
 BAN_NOTICE = """
 <div data-e2e="ban-notice" class="ban-notice">Your account was permanently banned due to multiple violations
 of our Community Guidelines. <a href="/feedback">Appeal</a></div>"""

@@ -47,6 +47,7 @@ MODES = (
     "rate_limited",
     "ban",
     "ban_dialog",
+    "late_captcha",
     "empty",
     "api_broken",
     "slow",
@@ -132,6 +133,8 @@ def render_app(request: Request, title: str, body: str) -> Response:
         extra, viewer = pages.BAN_NOTICE, None
     elif state.mode == "ban_dialog":
         extra = pages.BAN_DIALOG
+    elif state.mode == "late_captcha":
+        extra = pages.LATE_CAPTCHA
     html = pages.app_page(
         title=title,
         body=body,
@@ -282,6 +285,12 @@ async def control_requests(request: Request) -> Response:
     return JSONResponse(dict(state.requests))
 
 
+async def slow_asset(request: Request) -> Response:
+    """A 1x1 GIF served late: holds the page's load event back like a heavy real asset."""
+    await asyncio.sleep(int(request.query_params.get("ms", "500")) / 1000)
+    return Response(pages.PIXEL_GIF, media_type="image/gif")
+
+
 async def control_headers(request: Request) -> Response:
     """Echo of what the browser sent, so tests can compare HTTP headers with JS-visible values."""
     return JSONResponse({name.lower(): value for name, value in request.headers.items()})
@@ -320,6 +329,7 @@ def create_app(mode: str = "normal") -> Starlette:
         Route("/__standin/requests", control_requests, methods=["GET", "DELETE"]),
         Route("/__standin/health", control_health),
         Route("/__standin/headers", control_headers),
+        Route("/__standin/slow-asset", slow_asset),
     ]
     app = Starlette(routes=routes)
     app.state.site = state

@@ -105,7 +105,9 @@ async def test_ended_logins_are_409_logged_out(
         assert service.clone_dirs() == []
 
 
-@pytest.mark.parametrize("mode", ["captcha", "forbidden", "rate_limited", "ban", "ban_dialog", "empty"])
+@pytest.mark.parametrize(
+    "mode", ["captcha", "late_captcha", "forbidden", "rate_limited", "ban", "ban_dialog", "empty"]
+)
 async def test_walls_are_409_uncertain_never_logged_in(
     mode: str, tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
 ) -> None:

@@ -74,6 +74,7 @@ _SELECTOR_HITS_JS = """
 
 
 HEADER_WAIT_SHARE = 0.5  # of LOGIN_DETECTION_TIMEOUT, counted from DOMContentLoaded
+CONFIRM_LOAD_SHARE = 0.25  # of LOGIN_DETECTION_TIMEOUT: longest wait for the load event before answering
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,15 @@ class LoginDetector:
             await asyncio.gather(navigation, *tasks, return_exceptions=True)
 
     async def _confirm_clear(self, decision: Decision, deadline: float) -> Decision:
-        """A captcha can be injected after the first wall check: look once more before answering."""
+        """TikTok's captcha is drawn by script while the page loads, after the first wall check.
+
+        So before answering, let the page finish loading (as a plain `goto` would), within a bounded
+        share of the budget, and look for walls once more.
+        """
+        load_deadline = min(deadline, time.monotonic() + self._config.timeout * CONFIRM_LOAD_SHARE)
+        with contextlib.suppress(Exception):
+            remaining_ms = max(1.0, (load_deadline - time.monotonic()) * 1000)
+            await self._page.wait_for_load_state("load", timeout=remaining_ms)
         walls = await self._probe_walls(deadline)
         if walls is not None and walls.verdict is Verdict.WALL:
             self._signals.append(walls)
