@@ -77,6 +77,8 @@ async def test_never_logged_in_is_409_from_cookies_without_loading_the_page(
         body = assert_error(await service.client.post("/tiktok/session"), 409, "NOT_LOGGED_IN")
         assert body["error_details"]["state"] == "logged_out"
         assert body["error_details"]["method"] == "cookies"
+        # Known from the copied cookie database: no browser was started, no page was asked for.
+        assert "cookie store" in body["error_details"]["details"]
         assert site.request_counts().get("/", 0) == 0
         assert service.clone_dirs() == []
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from app.core.config import Settings
 from app.core.errors import (
@@ -26,8 +28,9 @@ from app.services.common.profile_lock import HeldLock, ProfileLock
 from app.services.common.user_data import UserDataLayout, clone_master, sweep_orphan_clones
 from app.services.tiktok.executor import TiktokExecutor
 from app.services.tiktok.session import LiveSession
+from app.services.tiktok.utils.cookie_store import read_cookie_rows, stored_cookie_signal
 from app.services.tiktok.utils.login_detection import DetectionConfig, DetectionResult
-from app.services.tiktok.utils.login_signals import LoginState
+from app.services.tiktok.utils.login_signals import LoginState, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +159,11 @@ class TiktokService:
             session.profile = clone
             profile_dir = clone.path
 
+        stored = await self._stored_cookies(profile_dir)
+        if stored is not None:
+            session.login = stored
+            self._check_login(stored)
+
         try:
             async with asyncio.timeout(settings.SESSION_START_TIMEOUT):
                 options = await self._browser_options()
@@ -181,6 +189,23 @@ class TiktokService:
             )
         self._check_login(session.login)
 
+    async def _stored_cookies(self, profile_dir: Path) -> DetectionResult | None:
+        """No session cookie stored at all: logged out, known before any browser starts."""
+        started = time.monotonic()
+        rows = await asyncio.to_thread(read_cookie_rows, profile_dir)
+        signal = stored_cookie_signal(
+            rows, self.settings.tiktok_host, self.settings.TIKTOK_SESSION_COOKIES, time.time()
+        )
+        if signal.verdict is not Verdict.LOGGED_OUT:
+            return None
+        return DetectionResult(
+            state=LoginState.LOGGED_OUT,
+            method=signal.source.value,
+            elapsed_ms=int((time.monotonic() - started) * 1000),
+            evidence=(f"{signal.source.value}={signal.verdict.value}: {signal.evidence}",),
+            page_loaded=False,
+        )
+
     async def _browser_options(self) -> BrowserOptions:
         executable = await asyncio.to_thread(find_browser, self.settings.BROWSER_EXECUTABLE)
         return BrowserOptions(
@@ -200,7 +225,10 @@ class TiktokService:
                 f"TikTok page did not load: {reason}", method=login.method, timeout=timeout
             )
         if login.state is LoginState.LOGGED_OUT:
-            details = "the profile copy is not logged in to TikTok; log the master in again"
+            details = (
+                f"the profile copy is not logged in to TikTok ({login.deciding_evidence()}); "
+                "log the master in again"
+            )
         else:
             details = "login could not be confirmed (wall, conflicting or missing signals)"
         raise NotLoggedIn(

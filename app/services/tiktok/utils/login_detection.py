@@ -124,6 +124,14 @@ class DetectionResult:
     refreshes: int = 0
     navigation_error: str | None = None
 
+    def deciding_evidence(self) -> str:
+        """What the deciding signal saw, e.g. `account info error: session_expired`."""
+        prefix = f"{self.method}="
+        for entry in reversed(self.evidence):
+            if entry.startswith(prefix):
+                return entry.split(": ", 1)[-1]
+        return self.method
+
 
 @dataclass
 class _PageVisit:
