@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,3 +56,28 @@ async def master_profiles(
         issued_ago=EXPIRED_GUARD_ISSUED_AGO,
     )
     return profiles
+
+
+@pytest.fixture
+def display() -> Iterator[str]:
+    """A virtual screen for the visible-window mode; the real one when the developer has a display."""
+    if os.environ.get("DISPLAY"):
+        yield os.environ["DISPLAY"]
+        return
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.fail("Xvfb is missing: `make install` installs Debian's xvfb", pytrace=False)
+    process = subprocess.Popen(
+        [xvfb, "-displayfd", "1", "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    number = process.stdout.readline().decode().strip()  # Xvfb prints the display once it is ready
+    os.environ["DISPLAY"] = f":{number}"
+    try:
+        yield os.environ["DISPLAY"]
+    finally:
+        del os.environ["DISPLAY"]
+        process.terminate()
+        process.wait(timeout=10)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -71,31 +67,6 @@ async def test_user_agent_client_hints_and_js_agree_with_the_real_browser(
     fingerprint = executor.identity.fingerprint
     assert seen["screenWidth"] == fingerprint.screen.width
     assert seen["hardwareConcurrency"] == fingerprint.navigator.hardwareConcurrency
-
-
-@pytest.fixture
-def display() -> Iterator[str]:
-    """A virtual screen for the visible-window mode; the real one when the developer has a display."""
-    if os.environ.get("DISPLAY"):
-        yield os.environ["DISPLAY"]
-        return
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        pytest.fail("Xvfb is missing: `make install` installs Debian's xvfb", pytrace=False)
-    process = subprocess.Popen(
-        [xvfb, "-displayfd", "1", "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert process.stdout is not None
-    number = process.stdout.readline().decode().strip()  # Xvfb prints the display once it is ready
-    os.environ["DISPLAY"] = f":{number}"
-    try:
-        yield os.environ["DISPLAY"]
-    finally:
-        del os.environ["DISPLAY"]
-        process.terminate()
-        process.wait(timeout=10)
 
 
 async def test_visible_window_session_ends_when_the_window_is_closed(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from app.services.common.browser import browser_pids_using
 from tests.fakes.profiles import export_cookies_txt
 from tests.fakes.server import REPO_ROOT, StandinServer
 from tests.service_harness import running_service
@@ -63,3 +66,40 @@ def test_status_without_a_master_says_how_to_make_one(tmp_path: Path, site: Stan
     result = run_cli(tmp_path / "ud", site, "status")
     assert result.returncode == 1
     assert "profile login" in result.stdout
+
+
+def test_login_opens_a_visible_window_on_the_master_and_ends_when_it_closes(
+    tmp_path: Path, site: StandinServer, display: str
+) -> None:
+    user_data = tmp_path / "ud"
+    env = {**os.environ, "USER_DATA_DIR": str(user_data), "TIKTOK_URL": site.url}
+    site.reset_request_counts()
+    login = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "profile", "login"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        master = user_data / "master"
+        # The window is up once it has asked TikTok for its start page.
+        deadline = time.monotonic() + 30
+        while not site.request_counts().get("/") and time.monotonic() < deadline:
+            assert login.poll() is None, login.communicate()
+            time.sleep(0.1)
+        pids = browser_pids_using(master)
+        assert pids, "no browser window opened on the master"
+        arguments = Path(f"/proc/{pids[0]}/cmdline").read_bytes().decode().split("\0")
+        assert not any(argument.startswith("--headless") for argument in arguments)
+        # The person closes the window: Chromium shuts down cleanly on SIGTERM, like on its close button.
+        os.kill(pids[0], signal.SIGTERM)
+        out, err = login.communicate(timeout=30)
+    finally:
+        if login.poll() is None:
+            login.kill()
+    assert login.returncode == 0, err
+    assert "master profile is saved" in out
+    assert (master / "Default" / "Preferences").is_file()
+    assert browser_pids_using(master) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,10 @@ async def login_interactively(settings: Settings) -> None:
         executor.on_end(lambda _reason: ended.set())
         await executor.start()
         try:
-            await executor.page.goto(settings.TIKTOK_URL)
+            # The window is the person's from here: a slow or failed first load, or the window closed
+            # while loading, is theirs to handle, not a crash of this command.
+            with contextlib.suppress(Exception):
+                await executor.page.goto(settings.TIKTOK_URL)
             await ended.wait()
         finally:
             # A clean close is what writes the cookie database to disk.
