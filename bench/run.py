@@ -133,6 +133,18 @@ async def cold_sessions(user_data: Path, url: str) -> tuple[list[float], dict[st
     return timings, memory, methods
 
 
+async def logged_out_answers(user_data: Path, url: str) -> list[float]:
+    """409 for a master that never logged in: answered from the copy's cookie database."""
+    timings = []
+    async with running_service(user_data, url) as service:
+        for _ in range(COLD_RUNS):
+            started = time.perf_counter()
+            response = await service.client.post("/tiktok/session")
+            timings.append(time.perf_counter() - started)
+            assert response.status_code == 409, response.text
+    return timings
+
+
 async def error_latencies(user_data: Path, url: str) -> dict[str, list[float]]:
     cases = {
         "401": ("POST", "/tiktok/session", {"X-API-Key": "wrong"}, b""),
@@ -200,6 +212,9 @@ async def main() -> None:
         shutil.copytree(master, user_data / "master")
         cold, memory, methods = await cold_sessions(user_data, site.url)
         errors = await error_latencies(work / "errors", site.url)
+        guest = work / "guest"
+        await build_master_profile(guest / "master", site.url, None)
+        logged_out = await logged_out_answers(guest, site.url)
         clones, clone_size = await clone_times(master)
     shutil.rmtree(work, ignore_errors=True)
 
@@ -211,6 +226,12 @@ async def main() -> None:
         row("cold POST / bare, ratio of medians", f"{ratio:.2f}x", "<= 1.25x", ratio <= 1.25),
         row("cold POST p95", f"{percentile(cold, 0.95) * 1000:.0f} ms", "", None),
         row("login method (cold runs)", ",".join(sorted(set(methods))), "", None),
+        row(
+            "409 for a never-logged-in master, median",
+            f"{statistics.median(logged_out) * 1000:.0f} ms",
+            "< 2 s",
+            statistics.median(logged_out) < 2,
+        ),
         row(
             "memory of one session (browser tree + driver PSS)",
             f"{memory['total_mib']:.0f} MiB ({memory['browser_mib']:.0f} + {memory['driver_mib']:.0f})",
@@ -242,7 +263,7 @@ async def main() -> None:
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "runs": {"cold": COLD_RUNS, "errors": ERROR_RUNS, "clone": CLONE_RUNS},
         "rows": rows,
-        "raw_seconds": {"bare": bare, "cold": cold, "clone": clones},
+        "raw_seconds": {"bare": bare, "cold": cold, "logged_out": logged_out, "clone": clones},
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
