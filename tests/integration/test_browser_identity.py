@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
-from app.services.common.browser import browser_version, find_browser
+from app.services.common.browser import (
+    BrowserOptions,
+    browser_version,
+    chromium_flags,
+    devtools_endpoint,
+    find_browser,
+)
+from app.services.common.fingerprint import FingerprintSource
+from app.services.tiktok.executor import TiktokExecutor
 from tests.conftest import install_master
 from tests.fakes.server import StandinServer
 from tests.service_harness import browsers_on, running_service, wait_until
@@ -87,3 +96,30 @@ async def test_visible_window_session_ends_when_the_window_is_closed(
         await devtools.send("Browser.close")
         await wait_until(lambda: not clone.exists(), timeout=5, what="the session to end")
         assert (await service.client.get("/tiktok/sessions")).json()["sessions"] == []
+
+
+async def test_browser_can_listen_for_devtools_on_loopback_only(
+    tmp_path: Path, master_profiles: dict[str, Path]
+) -> None:
+    # Groundwork for remote control: the same launch path, with a DevTools port on 127.0.0.1.
+    profile = install_master(master_profiles["logged_in"], tmp_path)
+    fingerprints = FingerprintSource()
+    executable = find_browser(None)
+    identity = await fingerprints.take(await browser_version(executable))
+    await fingerprints.aclose()
+    options = BrowserOptions(
+        executable=executable, headless=True, proxy=None, flags=chromium_flags(), devtools_port=True
+    )
+    executor = TiktokExecutor(profile, options, identity)
+    await executor.start()
+    try:
+        endpoint = devtools_endpoint(profile)
+        assert endpoint is not None and endpoint.startswith("ws://127.0.0.1:")
+        port = endpoint.split(":")[2].split("/")[0]
+        async with httpx.AsyncClient() as client:
+            version = (await client.get(f"http://127.0.0.1:{port}/json/version")).json()
+        assert version["webSocketDebuggerUrl"] == endpoint
+        assert "--remote-debugging-address=127.0.0.1" in command_line(browsers_on(profile)[0])
+    finally:
+        await executor.close()
+    assert browsers_on(profile) == []

@@ -41,6 +41,14 @@ class BrowserOptions:
     headless: bool
     proxy: SecretStr | None
     flags: tuple[str, ...]
+    # Also listen for DevTools on a free port of 127.0.0.1 (beside Playwright's pipe), so the
+    # session can later be handed to a remote client. Off unless asked for.
+    devtools_port: bool = False
+
+    def launch_flags(self) -> tuple[str, ...]:
+        if not self.devtools_port:
+            return self.flags
+        return self.flags + ("--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0")
 
 
 def chromium_flags() -> tuple[str, ...]:
@@ -106,6 +114,15 @@ def browser_pids_using(profile_dir: Path) -> list[int]:
         if needle in cmdline.split(b"\0"):
             pids.append(int(entry.name))
     return pids
+
+
+def devtools_endpoint(profile_dir: Path) -> str | None:
+    """`ws://127.0.0.1:<port>/devtools/browser/<id>` from the file Chromium writes once it listens."""
+    try:
+        port, path = (profile_dir / "DevToolsActivePort").read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    return f"ws://127.0.0.1:{port}{path}"
 
 
 def kill_browsers_using(profile_dir: Path) -> int:

@@ -43,7 +43,7 @@ class TiktokExecutor(AbstractBrowsingExecutor):
             headless=options.headless,
             user_data_dir=str(self.profile_dir.resolve()),
             executable_path=str(options.executable),
-            extra_flags=list(options.flags),
+            extra_flags=list(options.launch_flags()),
             useragent=self.identity.user_agent,
             proxy=proxy_settings(options.proxy.get_secret_value()) if options.proxy else None,
             google_search=False,
