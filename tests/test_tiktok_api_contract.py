@@ -122,5 +122,7 @@ async def test_generated_key_is_kept_in_an_owner_only_file(tmp_path: Path, stand
 
 async def test_auth_disabled_only_when_asked(tmp_path: Path, standin: StandinServer) -> None:
     async with running_service(tmp_path, standin.url, AUTH_DISABLED=True) as running:
-        response = await httpx.AsyncClient(base_url=running.client.base_url).get("/tiktok/sessions")
+        anonymous = httpx.AsyncClient(base_url=running.client.base_url)
+        response = await anonymous.get("/tiktok/sessions")
+        await anonymous.aclose()
         assert response.status_code == 200
