@@ -4,9 +4,9 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: install chromium run demo test lint format bench clean
+.PHONY: install chromium node-clients run demo test lint format bench clean
 
-install: $(VENV)/.installed chromium
+install: $(VENV)/.installed chromium node-clients
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,18 +14,31 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# Xvfb lets the tests drive a visible (HEADLESS=false) window on a machine with no screen.
+# Xvfb lets the tests drive a visible (HEADLESS=false) window on a machine with no screen; xdotool
+# types into it as a person would (the profile login test closes the window with Ctrl+Shift+W).
 chromium:
-	@command -v chromium >/dev/null 2>&1 && command -v Xvfb >/dev/null 2>&1 || { \
-		echo "installing Debian's chromium and xvfb"; \
+	@command -v chromium >/dev/null 2>&1 && command -v Xvfb >/dev/null 2>&1 && command -v xdotool >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium, xvfb and xdotool"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium xvfb >/dev/null; }
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium xvfb xdotool >/dev/null; }
+
+# The Puppeteer client the CDP relay tests run. puppeteer-core never downloads a browser, and its
+# version 24 still runs on Debian's Node 18, so apt's nodejs is enough.
+node-clients: tests/clients/node_modules/.installed
+
+tests/clients/node_modules/.installed: tests/clients/package.json tests/clients/package-lock.json
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+		echo "installing Debian's nodejs and npm"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; }
+	npm ci --prefix tests/clients --no-audit --no-fund --loglevel=error
+	touch $@
 
 run: install
 	$(PY) -m app
 
 demo: install
-	$(PY) -m tests.demo
+	$(PY) -m scripts.demo
 
 test: install
 	$(PY) -m pytest -q
@@ -42,4 +55,4 @@ bench: install
 	$(PY) -m bench.run
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) .demo .pytest_cache .ruff_cache tests/clients/node_modules

@@ -1,29 +1,185 @@
-"""`python -m app.cli profile login | import-cookies FILE | status`: manage the master profile."""
+"""Manage the master profile (SPEC §6): login, import-cookies, export-cookies, status, reset.
+
+Run as `python -m app.cli profile ACTION` or, once installed, `tiktok-sessions profile ACTION`.
+
+Exit codes: 0 done (status: logged in), 1 failed or aborted, 2 bad usage, configuration or cookie file,
+3 logged out or no master profile, 4 login uncertain (status), 5 master locked past LOCK_TIMEOUT.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 
-from app.__main__ import load_settings
-from app.core.errors import ServiceError
+from app.core.config import Settings, load_settings
+from app.core.errors import MasterProfileMissing, ServiceError, UserDataLocked
 from app.core.logging import configure_logging
+from app.services.common.user_data import UserDataLayout
 from app.services.tiktok import profile
-from app.services.tiktok.cookie_import import CookieFileError
+from app.services.tiktok.cookie_export import FORMATS, render_cookies, write_private_file
+from app.services.tiktok.cookie_import import CookieFileError, DomainMap, parse_domain_map
+from app.services.tiktok.utils.login_signals import LoginState
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # anything else, and a reset the person declined
+EXIT_USAGE = 2  # argparse and load_settings() exit with 2 themselves
+EXIT_LOGGED_OUT = 3
+EXIT_UNCERTAIN = 4
+EXIT_LOCKED = 5
+
+_STATUS_EXIT = {
+    LoginState.LOGGED_IN: EXIT_OK,
+    LoginState.LOGGED_OUT: EXIT_LOGGED_OUT,
+    LoginState.UNCERTAIN: EXIT_UNCERTAIN,
+}
+
+_EPILOG = (
+    "exit codes: 0 ok / logged in, 1 failed or aborted, 2 bad usage or configuration, "
+    "3 logged out or no master, 4 uncertain, 5 master locked past LOCK_TIMEOUT"
+)
+
+
+def _domain_map(spec: str) -> DomainMap:
+    try:
+        return parse_domain_map(spec)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _prog() -> str:
+    name = Path(sys.argv[0]).name
+    # `python -m app.cli` runs this file as __main__: argv[0] is its path, not a command to type.
+    return "python -m app.cli" if name in ("cli.py", "__main__.py", "-c", "") else name
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m app.cli", description=__doc__)
-    commands = parser.add_subparsers(dest="group", required=True)
-    profile_parser = commands.add_parser("profile", help="manage the master profile (exclusive lock)")
-    actions = profile_parser.add_subparsers(dest="action", required=True)
-    actions.add_parser("login", help="open a visible Chromium on the master; log in, then close it")
-    importer = actions.add_parser("import-cookies", help="load exported cookies (JSON array or cookies.txt)")
-    importer.add_argument("file", type=Path)
-    actions.add_parser("status", help="run the login detection on a throw-away clone")
+    parser = argparse.ArgumentParser(prog=_prog(), description=__doc__.splitlines()[0], epilog=_EPILOG)
+    commands = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+    profile_parser = commands.add_parser(
+        "profile", help="manage the master profile", description="Manage the master profile.", epilog=_EPILOG
+    )
+    actions = profile_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, summary: str) -> argparse.ArgumentParser:
+        return actions.add_parser(name, help=summary, description=summary, epilog=_EPILOG)
+
+    action("login", "open a visible Chromium on the master at TikTok; log in, then close the window")
+    importer = action("import-cookies", "load cookies exported from a desktop browser into the master")
+    importer.add_argument(
+        "file", type=Path, metavar="FILE", help="JSON array (export extension) or cookies.txt"
+    )
+    importer.add_argument(
+        "--domain-map",
+        type=_domain_map,
+        action="append",
+        default=[],
+        metavar="FROM=TO",
+        help="rewrite cookie domain FROM (and its subdomains) to TO before matching the TikTok host, "
+        "e.g. .tiktok.com=127.0.0.1; repeatable, the first matching rule wins",
+    )
+    exporter = action("export-cookies", "write the master's TikTok cookies in an import format")
+    exporter.add_argument("--format", choices=FORMATS, default="json", help="default: json")
+    exporter.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write to FILE (created 0600: it holds the account's login) instead of stdout",
+    )
+    status = action("status", "run the service's login detection on a throw-away copy of the master")
+    status.add_argument(
+        "--json", action="store_true", help="one JSON object: state, method, elapsed_ms, details, generation"
+    )
+    reset = action("reset", "delete the master profile")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
+
+
+def _login(settings: Settings, args: argparse.Namespace) -> int:
+    print(f"Opening Chromium on the master at {settings.TIKTOK_URL}: log in, then close the window.")
+    generation = asyncio.run(profile.login_interactively(settings))
+    print(f"Window closed; the master profile is saved (generation {generation}).")
+    return EXIT_OK
+
+
+def _import_cookies(settings: Settings, args: argparse.Namespace) -> int:
+    count = asyncio.run(profile.import_cookies(settings, args.file, args.domain_map))
+    print(f"Imported {count} TikTok cookies for {settings.tiktok_host} into the master profile.")
+    return EXIT_OK
+
+
+def _export_cookies(settings: Settings, args: argparse.Namespace) -> int:
+    cookies = asyncio.run(profile.export_cookies(settings))
+    names = {cookie["name"] for cookie in cookies if cookie["value"]}
+    if not names & set(settings.detection.SESSION_COOKIES):
+        print(
+            f"warning: the master has no TikTok session cookie for {settings.tiktok_host}; "
+            "importing this export will be refused",
+            file=sys.stderr,
+        )
+    text = render_cookies(cookies, args.format)
+    if args.output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        write_private_file(args.output, text)
+    except OSError as error:
+        print(f"error: cannot write {args.output}: {error.strerror}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Exported {len(cookies)} TikTok cookies for {settings.tiktok_host} to {args.output} (mode 0600).")
+    return EXIT_OK
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    status = asyncio.run(profile.profile_status(settings))
+    if args.json:
+        print(json.dumps(status.as_json()))
+    elif status.locked:
+        print(f"locked (nothing checked, {status.elapsed_ms} ms) {status.details}")
+    else:
+        generation = status.generation or "none"
+        print(
+            f"{status.state} (method: {status.method}, {status.elapsed_ms} ms, generation: {generation}) "
+            f"{status.details}"
+        )
+    return EXIT_LOCKED if status.locked else _STATUS_EXIT[status.state]
+
+
+def _reset(settings: Settings, args: argparse.Namespace) -> int:
+    master = UserDataLayout(settings.USER_DATA_DIR).master
+    if not master.exists():
+        print(f"No master profile at {master}; nothing to delete.")
+        return EXIT_OK
+    # Asked before the lock is taken: a person thinking it over must not hold up the service's sessions.
+    if not args.yes and not _confirm(f"Delete the master profile at {master}? [y/N] "):
+        print("Aborted; the master profile is unchanged.")
+        return EXIT_FAILED
+    if asyncio.run(profile.reset_master(settings)):
+        print(f"Deleted the master profile at {master}.")
+    else:
+        print(f"No master profile at {master}; nothing to delete.")
+    return EXIT_OK
+
+
+def _confirm(question: str) -> bool:
+    try:
+        answer = input(question)
+    except EOFError:
+        print()
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+_ACTIONS = {
+    "login": _login,
+    "import-cookies": _import_cookies,
+    "export-cookies": _export_cookies,
+    "status": _status,
+    "reset": _reset,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,26 +187,23 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     configure_logging("WARNING", settings.LOG_FORMAT)
     try:
-        if args.action == "login":
-            print(
-                f"Opening Chromium on {settings.master_dir} at {settings.TIKTOK_URL}: log in, then close it."
-            )
-            asyncio.run(profile.login_interactively(settings))
-            print("Window closed; the master profile is saved.")
-        elif args.action == "import-cookies":
-            count = asyncio.run(profile.import_cookies(settings, args.file))
-            print(f"Imported {count} TikTok cookies into {settings.master_dir}.")
-        else:
-            status = asyncio.run(profile.profile_status(settings))
-            print(f"{status.state} (method: {status.method}, {status.elapsed_ms} ms) {status.details}")
-            return 0 if status.state == "logged_in" else 1
+        return _ACTIONS[args.action](settings, args)
+    except KeyboardInterrupt:
+        return 130
+    except UserDataLocked as error:
+        print(
+            f"error: {error.message}: {profile.locked_details(error, settings.LOCK_TIMEOUT)}", file=sys.stderr
+        )
+        return EXIT_LOCKED
+    except MasterProfileMissing as error:
+        print(f"error: {error.details}", file=sys.stderr)
+        return EXIT_LOGGED_OUT
     except CookieFileError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except ServiceError as error:
-        print(f"error: {error.message}: {error.details or ''}", file=sys.stderr)
-        return 2
-    return 0
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

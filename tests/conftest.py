@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.profiles import CHROMIUM_PATH, build_master_profile, install_master
+from tests.fakes.profiles import CHROMIUM_PATH, build_master_profile
 from tests.fakes.server import StandinServer
-
-__all__ = ["install_master"]
 
 # sid_guard of the "expired_guard" profile: a 1 h session issued a day ago, cookie still in the browser.
 EXPIRED_GUARD_MAX_AGE = 3600

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import socket
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,13 +16,32 @@ from typing import Any
 import httpx
 import uvicorn
 
-from app.core.config import Settings
-from app.main import create_app
-from app.services.common.browser import browser_pids_using
+from app.core.config import DetectionSettings, Settings
+from app.main import Server, create_app, uvicorn_options
+from app.services.common.user_data import UserDataLayout
 from app.services.tiktok.service import TiktokService
-from tests.fakes.server import free_port
 
 API_KEY = "test-key-0123456789"
+
+# Every variable the service reads: a test decides them all, the developer's shell none of them.
+SERVICE_VARIABLES = frozenset(
+    {name.upper() for name in Settings.model_fields}
+    | {f"TIKTOK_{name}" for name in DetectionSettings.model_fields}
+)
+
+
+@contextmanager
+def clean_environment() -> Iterator[None]:
+    saved = {name: os.environ.pop(name) for name in list(os.environ) if name.upper() in SERVICE_VARIABLES}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def settings_for_test(**values: Any) -> Settings:
+    with clean_environment():
+        return Settings(_env_file=None, detection=DetectionSettings(_env_file=None), **values)
 
 
 @dataclass
@@ -28,17 +49,30 @@ class RunningService:
     client: httpx.AsyncClient
     settings: Settings
     app: Any
+    base_url: str
 
     @property
     def service(self) -> TiktokService:
         return self.app.state.tiktok_service
 
     @property
+    def layout(self) -> UserDataLayout:
+        return UserDataLayout(self.settings.USER_DATA_DIR)
+
+    @property
     def clones_dir(self) -> Path:
-        return self.settings.clones_dir
+        return self.layout.clones
 
     def clone_dirs(self) -> list[Path]:
         return sorted(p for p in self.clones_dir.iterdir() if p.is_dir()) if self.clones_dir.exists() else []
+
+
+def bound_socket() -> socket.socket:
+    """A listening-ready socket on a free loopback port, handed to uvicorn: no check-then-bind race."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 @asynccontextmanager
@@ -53,23 +87,25 @@ async def running_service(
         "SESSION_START_TIMEOUT": 30,
     }
     values.update(overrides)
-    settings = Settings(_env_file=None, **values)
+    settings = settings_for_test(**values)
     app = create_app(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    serving = asyncio.create_task(server.serve())
+    sock = bound_socket()
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan="on", **uvicorn_options())
+    server = Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
     await wait_until(lambda: server.started or serving.done(), timeout=20, what="the service to start")
     if serving.done():
         serving.result()
-    client = httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": API_KEY}, timeout=60
-    )
+    base_url = f"http://127.0.0.1:{port}"
+    client = httpx.AsyncClient(base_url=base_url, headers={"X-API-Key": API_KEY}, timeout=60)
     try:
-        yield RunningService(client=client, settings=settings, app=app)
+        yield RunningService(client=client, settings=settings, app=app, base_url=base_url)
     finally:
         await client.aclose()
         server.should_exit = True
         await serving
+        sock.close()
 
 
 async def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
@@ -93,8 +129,24 @@ def tree_digest(root: Path) -> dict[str, str]:
     return digest
 
 
-def browsers_on(profile_dir: Path) -> list[int]:
-    return browser_pids_using(profile_dir)
+def browsers_under(root: Path) -> list[int]:
+    """Processes whose `--user-data-dir` is `root` or any folder below it (master, clones, anything)."""
+    root = root.resolve()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        for argument in arguments:
+            if argument.startswith("--user-data-dir="):
+                profile = Path(argument.removeprefix("--user-data-dir="))
+                if profile == root or profile.is_relative_to(root):
+                    pids.append(int(entry.name))
+                break
+    return pids
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

@@ -93,20 +93,39 @@ async def test_docs_are_served_without_internet(service) -> None:
             assert (await anonymous.get(asset)).status_code == 200
 
 
-async def test_openapi_shows_both_key_schemes_and_every_status(service) -> None:
+ERROR_STATUS = {
+    "INVALID_REQUEST": 400,
+    "UNAUTHORIZED": 401,
+    "NOT_LOGGED_IN": 409,
+    "PAYLOAD_TOO_LARGE": 413,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
+    "VALIDATION_ERROR": 422,
+    "USER_DATA_LOCKED": 423,
+    "TOO_MANY_SESSIONS": 429,
+    "INTERNAL_ERROR": 500,
+    "SESSION_TIMEOUT": 504,
+}
+
+
+async def test_openapi_shows_the_key_schemes_and_every_status(service) -> None:
     async with httpx.AsyncClient(base_url=service.client.base_url) as anonymous:
         document = (await anonymous.get("/openapi.json")).json()
     schemes = document["components"]["securitySchemes"]
     assert {(s["in"], s["name"]) for s in schemes.values()} == {
         ("header", "X-API-Key"),
         ("cookie", "session_token"),
+        ("query", "token"),  # a session's own token, on its /cdp, /screenshot and /view
     }
     create = document["paths"]["/tiktok/session"]["post"]
-    assert {"200", "400", "401", "409", "422", "423", "429", "500", "504"} <= set(create["responses"])
+    assert {"200", "400", "401", "409", "413", "415", "422", "423", "429", "500", "504"} == set(
+        create["responses"]
+    )
     for status, response in create["responses"].items():
         if status != "200":
-            example = response["content"]["application/json"]["example"]
-            assert example["status"] == "error" and example["error_details"]["code"]
+            for example in response["content"]["application/json"]["examples"].values():
+                assert example["value"]["status"] == "error"
+                assert response["headers"]["X-Error-Code"]
+                assert str(status) == str(ERROR_STATUS[example["value"]["error_details"]["code"]])
 
 
 async def test_generated_key_is_kept_in_an_owner_only_file(tmp_path: Path, standin: StandinServer) -> None:
@@ -126,3 +145,84 @@ async def test_auth_disabled_only_when_asked(tmp_path: Path, standin: StandinSer
         response = await anonymous.get("/tiktok/sessions")
         await anonymous.aclose()
         assert response.status_code == 200
+
+
+async def test_ready_is_503_naming_the_missing_master_without_a_key(service) -> None:
+    async with httpx.AsyncClient(base_url=service.client.base_url) as anonymous:
+        body = assert_error(await anonymous.get("/ready"), 503, "NOT_READY")
+    assert body["error_details"]["checks"]["browser"] == "ok"
+    assert body["error_details"]["checks"]["clones"] == "ok"
+    assert "profile login" in body["error_details"]["checks"]["master"]
+    assert "master" in body["error_details"]["details"]
+
+
+async def test_ready_is_200_with_a_master_and_shows_its_generation(
+    tmp_path: Path, standin: StandinServer
+) -> None:
+    (tmp_path / "master" / "Default").mkdir(parents=True)
+    (tmp_path / "master.generation").write_text("3-feedc0ffee\n")
+    async with (
+        running_service(tmp_path, standin.url) as running,
+        httpx.AsyncClient(base_url=running.client.base_url) as anonymous,
+    ):
+        response = await anonymous.get("/ready")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["checks"] == {"browser": "ok", "master": "ok", "clones": "ok"}
+    assert (body["generation"], body["warm_sessions"]) == ("3-feedc0ffee", 0)
+
+
+async def test_ready_names_a_missing_browser(tmp_path: Path, standin: StandinServer) -> None:
+    (tmp_path / "master" / "Default").mkdir(parents=True)
+    async with running_service(tmp_path, standin.url, BROWSER_EXECUTABLE=tmp_path / "nope") as running:
+        body = assert_error(await running.client.get("/ready"), 503, "NOT_READY")
+    assert "BROWSER_EXECUTABLE" in body["error_details"]["checks"]["browser"]
+    assert body["error_details"]["checks"]["master"] == "ok"
+
+
+async def test_text_plain_body_is_415_and_an_oversized_one_413(service) -> None:
+    plain = await service.client.post(
+        "/tiktok/session", content=b"{}", headers={"Content-Type": "text/plain"}
+    )
+    assert_error(plain, 415, "UNSUPPORTED_MEDIA_TYPE")
+    huge = await service.client.post(
+        "/tiktok/session", content=b"{" + b" " * 70_000 + b"}", headers={"Content-Type": "application/json"}
+    )
+    assert_error(huge, 413, "PAYLOAD_TOO_LARGE")
+
+
+async def test_metrics_are_prometheus_text_without_a_key_and_count_outcomes(service) -> None:
+    assert_error(await service.client.post("/tiktok/session"), 409, "NOT_LOGGED_IN")  # no master
+    assert_error(
+        await service.client.post("/tiktok/session", headers={"X-API-Key": "nope"}), 401, "UNAUTHORIZED"
+    )
+    async with httpx.AsyncClient(base_url=service.client.base_url) as anonymous:
+        response = await anonymous.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    lines = set(response.text.splitlines())
+    assert 'tiktok_sessions_created_total{outcome="NOT_LOGGED_IN"} 1.0' in lines
+    assert (
+        'tiktok_login_decisions_total{method="no_master",state="logged_out"} 1.0' not in lines
+    )  # no detection ran
+    assert 'tiktok_sessions_live{mode="read"} 0.0' in lines
+    assert "tiktok_warm_sessions_ready 0.0" in lines
+    assert "tiktok_cdp_relays_open 0.0" in lines
+    assert "# TYPE tiktok_session_creation_seconds histogram" in lines
+
+
+async def test_every_request_is_logged_once_with_its_id_and_status(
+    service, capfd: pytest.CaptureFixture[str]
+) -> None:
+    capfd.readouterr()
+    response = await service.client.get("/tiktok/sessions", headers={"X-Request-Id": "trace-me-7"})
+    assert response.headers["X-Request-Id"] == "trace-me-7"
+    generated = await service.client.get("/tiktok/session/not-a-session")
+    assert len(generated.headers["X-Request-Id"]) == 16
+    logs = capfd.readouterr().err.splitlines()
+    mine = [line for line in logs if "request_id=trace-me-7" in line]
+    assert len(mine) == 1
+    assert "method=GET path=/tiktok/sessions status=200" in mine[0]
+    assert any(
+        f"request_id={generated.headers['X-Request-Id']}" in line and "status=404" in line for line in logs
+    )

@@ -8,11 +8,11 @@ from starlette.requests import Request
 from starlette.types import Message
 
 from app.api.deps import MAX_BODY_BYTES, read_session_request
-from app.core.errors import InvalidRequest, ValidationFailed
+from app.core.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from app.schemas.tiktok import TikTokSessionRequest
 
 
-def request_with_body(*chunks: bytes) -> Request:
+def request_with_body(*chunks: bytes, content_type: bytes | None = b"application/json") -> Request:
     """A real starlette Request whose ASGI receive channel delivers `chunks`, then a disconnect."""
     messages: list[Message] = [
         {"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}
@@ -28,7 +28,7 @@ def request_with_body(*chunks: bytes) -> Request:
         "path": "/tiktok/session",
         "raw_path": b"/tiktok/session",
         "query_string": b"",
-        "headers": [(b"content-type", b"application/json")],
+        "headers": [(b"content-type", content_type)] if content_type is not None else [],
     }
     return Request(scope, receive)
 
@@ -100,9 +100,9 @@ async def test_every_unknown_field_is_named() -> None:
     assert "headless_mode" in (error.value.details or "")
 
 
-async def test_body_over_64_kib_is_invalid_request_even_if_it_is_an_empty_object() -> None:
+async def test_body_over_64_kib_is_payload_too_large_even_if_it_is_an_empty_object() -> None:
     body = b"{" + b" " * MAX_BODY_BYTES + b"}"
-    with pytest.raises(InvalidRequest) as error:
+    with pytest.raises(PayloadTooLarge) as error:
         await read_session_request(request_with_body(body))
     assert str(MAX_BODY_BYTES) in (error.value.details or "")
 
@@ -111,3 +111,29 @@ async def test_body_of_exactly_64_kib_is_read() -> None:
     assert MAX_BODY_BYTES == 64 * 1024
     body = b"{" + b" " * (MAX_BODY_BYTES - 2) + b"}"
     assert await read_session_request(request_with_body(body)) == TikTokSessionRequest()
+
+
+@pytest.mark.parametrize(
+    "content_type", [b"text/plain", b"application/x-www-form-urlencoded", b"multipart/form-data; boundary=x"]
+)
+async def test_body_that_is_not_json_by_its_content_type_is_415(content_type: bytes) -> None:
+    with pytest.raises(UnsupportedMediaType):
+        await read_session_request(request_with_body(b"{}", content_type=content_type))
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [b"application/json", b"application/json; charset=utf-8", b"application/merge-patch+json", None],
+)
+async def test_json_or_unlabelled_body_is_read(content_type: bytes | None) -> None:
+    assert (
+        await read_session_request(request_with_body(b"{}", content_type=content_type))
+        == TikTokSessionRequest()
+    )
+
+
+async def test_empty_body_needs_no_content_type_at_all() -> None:
+    assert (
+        await read_session_request(request_with_body(b"", content_type=b"text/plain"))
+        == TikTokSessionRequest()
+    )

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.api.errors import error_response, validation_error
+from app.api.errors import error_response, openapi_errors, validation_error
 from app.core.errors import (
     BrowserLaunchFailed,
     InvalidRequest,
@@ -60,7 +60,8 @@ def rendered(error: ServiceError) -> tuple[int, dict[str, str], dict[str, Any]]:
 
 
 def test_session_created_body() -> None:
-    body = json.loads(TikTokSessionResponse(session_id=SESSION_ID).model_dump_json())
+    # What the route sends: unset links and end_reason (wait mode only) are left out.
+    body = json.loads(TikTokSessionResponse(session_id=SESSION_ID).model_dump_json(exclude_none=True))
     assert body == {
         "status": "success",
         "message": "TikTok session established successfully",
@@ -97,9 +98,11 @@ def test_session_info_fields() -> None:
         "state": "live",
         "created_at": "2026-01-30T11:10:05Z",
         "expires_at": "2026-01-30T11:15:05Z",
-        "login": {"state": "logged_in", "method": "account_api", "elapsed_ms": 412},
+        "idle_expires_at": None,
+        "login": {"state": "logged_in", "method": "account_api", "elapsed_ms": 412, "verified_at": None},
         "mode": "read",
         "cdp_url": None,
+        "view_url": None,
     }
 
 
@@ -168,12 +171,6 @@ def test_error_without_details_omits_them() -> None:
     assert body["error_details"] == {"code": "SESSION_NOT_FOUND"}
 
 
-def test_error_message_can_be_overridden_per_instance() -> None:
-    _, _, body = rendered(NotLoggedIn("run `profile login`", message="No master profile"))
-    assert body["message"] == "No master profile"
-    assert NotLoggedIn.message == "Not logged in to TikTok"
-
-
 def test_too_many_sessions_sends_retry_after() -> None:
     status, headers, body = rendered(TooManySessions("4 sessions live", retry_after=7))
     assert (status, headers["retry-after"], headers["x-error-code"]) == (429, "7", "TOO_MANY_SESSIONS")
@@ -185,10 +182,12 @@ def test_other_errors_send_no_retry_after() -> None:
     assert "retry-after" not in headers
 
 
-def test_error_response_example_has_the_envelope_shape() -> None:
-    example = ErrorResponse.example("Not logged in to TikTok", "NOT_LOGGED_IN", state="logged_out")
-    parsed = ErrorResponse.model_validate(example)
-    assert (parsed.status, parsed.error_details.code) == ("error", "NOT_LOGGED_IN")
+@pytest.mark.parametrize("error", [error for error, _, _ in ALL_ERRORS], ids=lambda e: e.__name__)
+def test_openapi_examples_come_from_the_error_classes(error: type[ServiceError]) -> None:
+    (response,) = openapi_errors(error).values()
+    (example,) = response["content"]["application/json"]["examples"].values()
+    parsed = ErrorResponse.model_validate(example["value"])
+    assert (parsed.status, parsed.message, parsed.error_details.code) == ("error", error.message, error.code)
 
 
 @pytest.mark.parametrize(

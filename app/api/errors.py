@@ -1,4 +1,7 @@
-"""The one place where errors become HTTP: every status, every route, one envelope and `X-Error-Code`."""
+"""The one place where errors become HTTP: every status, every route, one envelope and `X-Error-Code`.
+
+The OpenAPI description of each error response is built here too, from the error classes themselves.
+"""
 
 from __future__ import annotations
 
@@ -10,28 +13,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.core.errors import InvalidRequest, ServiceError, ValidationFailed
+from app.core.errors import BY_HTTP_STATUS, InvalidRequest, ServiceError, ValidationFailed
+from app.schemas.tiktok import ErrorResponse
 
 logger = logging.getLogger(__name__)
 
-_HTTP_CODES = {
-    400: ("INVALID_REQUEST", "Invalid request"),
-    401: ("UNAUTHORIZED", "Missing or invalid API key"),
-    404: ("NOT_FOUND", "Not found"),
-    405: ("METHOD_NOT_ALLOWED", "Method not allowed"),
-    413: ("PAYLOAD_TOO_LARGE", "Request body too large"),
-    415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"),
-}
+
+def error_body(error: ServiceError) -> dict[str, Any]:
+    return {"status": "error", "message": error.message, "error_details": error.error_details}
 
 
 def error_response(error: ServiceError) -> JSONResponse:
-    body: dict[str, Any] = {
-        "status": "error",
-        "message": error.message,
-        "error_details": error.error_details,
-    }
     headers = {"X-Error-Code": error.code, **error.headers()}
-    return JSONResponse(status_code=error.http_status, content=body, headers=headers)
+    return JSONResponse(status_code=error.http_status, content=error_body(error), headers=headers)
 
 
 def validation_error(errors: list[dict[str, Any]]) -> ServiceError:
@@ -46,6 +40,41 @@ def _location(error: dict[str, Any]) -> str:
     return ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
 
 
+def openapi_errors(*errors: type[ServiceError]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: one entry per status, an example per error class that can answer it."""
+    by_status: dict[int, list[type[ServiceError]]] = {}
+    for error in errors:
+        by_status.setdefault(error.http_status, []).append(error)
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status, classes in sorted(by_status.items()):
+        headers: dict[str, Any] = {
+            "X-Error-Code": {"description": "equals error_details.code", "schema": {"type": "string"}}
+        }
+        if any(error.http_status == 429 for error in classes):
+            headers["Retry-After"] = {
+                "description": "seconds until a slot frees",
+                "schema": {"type": "integer"},
+            }
+        examples = {
+            error.__name__: {
+                "summary": error.description,
+                "value": {
+                    "status": "error",
+                    "message": error.message,
+                    "error_details": {"code": error.code, **error.example},
+                },
+            }
+            for error in classes
+        }
+        responses[status] = {
+            "model": ErrorResponse,
+            "description": "; ".join(dict.fromkeys(error.description for error in classes)),
+            "headers": headers,
+            "content": {"application/json": {"examples": examples}},
+        }
+    return responses
+
+
 async def _service_error(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ServiceError)
     return error_response(error)
@@ -58,10 +87,14 @@ async def _request_validation(_request: Request, error: Exception) -> JSONRespon
 
 async def _http_exception(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
-    code, message = _HTTP_CODES.get(error.status_code, ("HTTP_ERROR", "Request failed"))
-    service_error = ServiceError(message=message)
-    service_error.code, service_error.http_status = code, error.status_code
-    response = error_response(service_error)
+    known = BY_HTTP_STATUS.get(error.status_code)
+    if known is not None:
+        response = error_response(known())
+    else:
+        generic = ServiceError()
+        body = error_body(generic) | {"message": "Request failed"}
+        body["error_details"]["code"] = "HTTP_ERROR"
+        response = JSONResponse(body, status_code=error.status_code, headers={"X-Error-Code": "HTTP_ERROR"})
     for name, value in (error.headers or {}).items():
         response.headers.setdefault(name, value)
     return response
@@ -69,7 +102,9 @@ async def _http_exception(_request: Request, error: Exception) -> JSONResponse:
 
 async def _unhandled(request: Request, error: Exception) -> JSONResponse:
     # The operator's log gets the traceback (redacted by the log filter); the client never does.
-    logger.error("request.unhandled path=%s error=%s", request.url.path, type(error).__name__, exc_info=error)
+    logger.error(
+        "request.unhandled", extra={"path": request.url.path, "error": type(error).__name__}, exc_info=error
+    )
     return error_response(ServiceError("unexpected error; see the service log"))
 
 

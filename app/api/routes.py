@@ -2,95 +2,61 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
+from fastapi.responses import HTMLResponse
 
-from app.api.deps import ApiKey, SessionRequest, Sessions
+from app.api import links
+from app.api.deps import (
+    LiveSessionDep,
+    SessionRequest,
+    Sessions,
+    SessionWithToken,
+    authorize_session,
+    require_api_key,
+)
+from app.api.errors import error_response, openapi_errors
+from app.api.live_view import render_view
+from app.core import metrics
+from app.core.errors import (
+    InvalidRequest,
+    NotLoggedIn,
+    NotReady,
+    PayloadTooLarge,
+    ServiceError,
+    SessionEndedByTimeout,
+    SessionNotFound,
+    SessionStartTimeout,
+    TooManySessions,
+    Unauthorized,
+    UnsupportedMediaType,
+    UserDataLocked,
+    ValidationFailed,
+)
 from app.schemas.tiktok import (
-    ErrorResponse,
     HealthResponse,
+    ReadyResponse,
     SessionClosedResponse,
     SessionInfoResponse,
     SessionListResponse,
     TikTokSessionResponse,
 )
+from app.services.tiktok.session import LiveSession
 
 router = APIRouter()
-tiktok = APIRouter(prefix="/tiktok", tags=["tiktok"])
+# Every /tiktok route needs an API key; a session's own routes (below) also take that session's token.
+tiktok = APIRouter(prefix="/tiktok", tags=["tiktok"], dependencies=[Depends(require_api_key)])
+session_access = APIRouter(prefix="/tiktok", tags=["tiktok"])
 
-
-def _error(description: str, message: str, code: str, **details: Any) -> dict[str, Any]:
-    example = ErrorResponse.example(message, code, **details)
-    return {
-        "model": ErrorResponse,
-        "description": description,
-        "headers": {
-            "X-Error-Code": {"description": "equals error_details.code", "schema": {"type": "string"}}
-        },
-        "content": {"application/json": {"example": example}},
-    }
-
-
-_UNAUTHORIZED = _error(
-    "No or wrong API key", "Missing or invalid API key", "UNAUTHORIZED", details="send X-API-Key"
-)
-_NOT_FOUND = _error(
-    "Unknown or ended session", "Session not found", "SESSION_NOT_FOUND", details="no live session"
-)
-
-CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "Logged in; the session stays alive after the response",
-        "headers": {"X-Session-Id": {"description": "the new session's id", "schema": {"type": "string"}}},
-    },
-    400: _error(
-        "Malformed JSON or a non-object body", "Invalid request", "INVALID_REQUEST", details="not JSON"
-    ),
-    401: _UNAUTHORIZED,
-    409: _error(
-        "Logged out, login not confirmed, or no master profile",
-        "Not logged in to TikTok",
-        "NOT_LOGGED_IN",
-        details="the profile copy is not logged in to TikTok [account_api]",
-        state="logged_out",
-        method="account_api",
-        timeout=8,
-        retry_count=0,
-    ),
-    422: _error("Unknown field", "Request validation failed", "VALIDATION_ERROR", details="x: Extra inputs"),
-    423: _error(
-        "The master profile is held exclusively",
-        "The master profile is locked by another user",
-        "USER_DATA_LOCKED",
-        details="not free within 30 s",
-        timeout=30,
-    ),
-    429: {
-        **_error("MAX_SESSIONS reached", "Too many live sessions", "TOO_MANY_SESSIONS", limit=4),
-        "headers": {
-            "Retry-After": {"description": "seconds", "schema": {"type": "integer"}},
-            "X-Error-Code": {"schema": {"type": "string"}},
-        },
-    },
-    500: _error("Anything else", "Internal server error", "INTERNAL_ERROR", details="see the service log"),
-    504: _error(
-        "Not started, loaded and decided in time",
-        "The browser session did not start in time",
-        "SESSION_TIMEOUT",
-        details="TikTok page did not load",
-        timeout=30,
-    ),
-}
+_SESSION_ERRORS = openapi_errors(Unauthorized, SessionNotFound)
 
 _OPTIONAL_JSON_BODY = {
     "requestBody": {
         "required": False,
         "content": {
-            "application/json": {
-                "schema": {"type": "object", "additionalProperties": False},
-                "example": {},
-            }
+            "application/json": {"schema": {"type": "object", "additionalProperties": False}, "example": {}}
         },
     }
 }
@@ -101,47 +67,162 @@ async def health() -> HealthResponse:
     return HealthResponse()
 
 
+@router.get("/ready", response_model=ReadyResponse, tags=["health"], responses=openapi_errors(NotReady))
+async def ready(sessions: Sessions) -> ReadyResponse:
+    checks = await sessions.readiness()
+    if any(state != "ok" for state in checks.values()):
+        problems = "; ".join(f"{name}: {state}" for name, state in checks.items() if state != "ok")
+        raise NotReady(problems, checks=checks)
+    return ReadyResponse(
+        checks=checks, generation=await sessions.generation(), warm_sessions=sessions.warm.ready_count
+    )
+
+
+@router.get(
+    "/metrics",
+    tags=["health"],
+    response_class=Response,
+    responses={200: {"content": {metrics.CONTENT_TYPE: {}}, "description": "Prometheus text format"}},
+)
+async def prometheus_metrics(request: Request) -> Response:
+    return Response(request.app.state.metrics.render(), media_type=metrics.CONTENT_TYPE)
+
+
 @tiktok.post(
     "/session",
     response_model=TikTokSessionResponse,
-    responses=CREATE_RESPONSES,
+    response_model_exclude_none=True,
+    responses={
+        200: {
+            "description": "Logged in; the session stays alive after the response (wait mode: it has ended)",
+            "headers": {
+                "X-Session-Id": {"description": "the new session's id", "schema": {"type": "string"}}
+            },
+        },
+        **openapi_errors(
+            InvalidRequest,
+            Unauthorized,
+            NotLoggedIn,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            ValidationFailed,
+            UserDataLocked,
+            TooManySessions,
+            ServiceError,
+            SessionStartTimeout,
+            SessionEndedByTimeout,
+        ),
+    },
     openapi_extra=_OPTIONAL_JSON_BODY,
     summary="Create a session on a copy of the master profile, proven logged in",
 )
 async def create_session(
-    _key: ApiKey, _body: SessionRequest, sessions: Sessions, request: Request, response: Response
+    _body: SessionRequest,
+    sessions: Sessions,
+    request: Request,
+    response: Response,
+    wait: Annotated[bool, Query(description="hold the response while the session lives")] = False,
 ) -> TikTokSessionResponse:
     session = await sessions.create()
+    response.headers["X-Session-Id"] = session.id
     if await request.is_disconnected():
         # Nobody will ever learn this id: without this the session would hold a slot until it expires.
-        await sessions.end(session.id, reason="client_gone")
-    response.headers["X-Session-Id"] = session.id
-    return TikTokSessionResponse(session_id=session.id)
+        await session.close("client_gone")
+    elif wait:
+        await _wait_for_end(session, request)
+    return TikTokSessionResponse(
+        session_id=session.id,
+        end_reason=session.end_reason,
+        **links.for_session(session, request).model_dump(),
+    )
 
 
-@tiktok.get(
-    "/session/{session_id}",
-    response_model=SessionInfoResponse,
-    responses={401: _UNAUTHORIZED, 404: _NOT_FOUND},
+async def _wait_for_end(session: LiveSession, request: Request) -> None:
+    """Wait mode: the answer is held until the session ends; a client that hangs up ends it."""
+    client_gone = asyncio.create_task(_until_disconnected(request))
+    ended = asyncio.create_task(session.ended.wait())
+    try:
+        await asyncio.wait([client_gone, ended], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        client_gone.cancel()
+        ended.cancel()
+    if not session.ended.is_set():
+        await session.close("client_gone")
+    timeouts = {"max_duration": session.max_duration, "idle": session.idle_timeout}
+    if session.end_reason in timeouts:
+        raise SessionEndedByTimeout(
+            f"session {session.id} ended: {session.end_reason}",
+            timeout=timeouts[session.end_reason],
+            end_reason=session.end_reason,
+            session_id=session.id,
+        )
+
+
+async def _until_disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+@tiktok.get("/session/{session_id}", response_model=SessionInfoResponse, responses=_SESSION_ERRORS)
+async def get_session(session: LiveSessionDep, request: Request) -> SessionInfoResponse:
+    return SessionInfoResponse(**links.describe(session, request).model_dump())
+
+
+@tiktok.get("/sessions", response_model=SessionListResponse, responses=openapi_errors(Unauthorized))
+async def list_sessions(sessions: Sessions, request: Request) -> SessionListResponse:
+    return SessionListResponse(sessions=[links.describe(session, request) for session in sessions.live()])
+
+
+@tiktok.delete("/session/{session_id}", response_model=SessionClosedResponse, responses=_SESSION_ERRORS)
+async def delete_session(session: LiveSessionDep) -> SessionClosedResponse:
+    await session.close("deleted")
+    return SessionClosedResponse(session_id=session.id)
+
+
+@tiktok.post("/session/{session_id}/keepalive", response_model=SessionInfoResponse, responses=_SESSION_ERRORS)
+async def keep_alive(session: LiveSessionDep, request: Request) -> SessionInfoResponse:
+    return SessionInfoResponse(**links.describe(session, request).model_dump(), message="Idle timer reset")
+
+
+@session_access.get(
+    "/session/{session_id}/screenshot",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "PNG of the active page"},
+        **_SESSION_ERRORS,
+    },
 )
-async def get_session(session_id: str, _key: ApiKey, sessions: Sessions) -> SessionInfoResponse:
-    info = sessions.get(session_id).info()
-    return SessionInfoResponse(**info.model_dump())
+async def screenshot(
+    session: SessionWithToken,
+    full_page: Annotated[bool, Query(description="the whole page, not only the viewport")] = False,
+) -> Response:
+    png = await session.screenshot(full_page=full_page)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
-@tiktok.get("/sessions", response_model=SessionListResponse, responses={401: _UNAUTHORIZED})
-async def list_sessions(_key: ApiKey, sessions: Sessions) -> SessionListResponse:
-    return SessionListResponse(sessions=[session.info() for session in sessions.live()])
+@session_access.get("/session/{session_id}/view", response_class=HTMLResponse, responses=_SESSION_ERRORS)
+async def live_view(session: SessionWithToken, request: Request) -> HTMLResponse:
+    return HTMLResponse(render_view(links.describe(session, request)), headers={"Cache-Control": "no-store"})
 
 
-@tiktok.delete(
-    "/session/{session_id}",
-    response_model=SessionClosedResponse,
-    responses={401: _UNAUTHORIZED, 404: _NOT_FOUND},
-)
-async def delete_session(session_id: str, _key: ApiKey, sessions: Sessions) -> SessionClosedResponse:
-    await sessions.end(session_id)
-    return SessionClosedResponse(session_id=session_id)
+@session_access.websocket("/session/{session_id}/cdp")
+async def cdp(websocket: WebSocket, session_id: str) -> None:
+    """The session's Chrome DevTools Protocol, relayed byte for byte (SPEC §8)."""
+    try:
+        session = authorize_session(
+            websocket,
+            websocket.app.state.tiktok_service,
+            session_id,
+            websocket.headers.get("x-api-key"),
+            websocket.cookies.get("session_token"),
+            websocket.query_params.get("token"),
+        )
+    except ServiceError as refused:
+        # Refused before the upgrade: the client never reaches DevTools, and gets the usual envelope.
+        await websocket.send_denial_response(error_response(refused))
+        return
+    await session.attach(websocket)
 
 
 router.include_router(tiktok)
+router.include_router(session_access)

@@ -1,16 +1,24 @@
-"""Service configuration: one pydantic-settings class, names matching SPEC §5 one to one."""
+"""Service configuration (pydantic-settings). Names match SPEC §5 one to one.
+
+`Settings` holds what the whole service reads. The login-detection knobs (`TIKTOK_*` selectors, endpoint
+patterns, cookie names) are read by the detection package alone, so they are their own model,
+`DetectionSettings`, with the `TIKTOK_` prefix, handed to the detector as it is.
+"""
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
+# 0 switches the timeout off.
+OptionalSeconds = Annotated[float, Field(ge=0)]
 
 
 def _split_csv(value: object) -> object:
@@ -19,10 +27,53 @@ def _split_csv(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+# `A,B,C` in the environment; NoDecode keeps pydantic-settings from trying to read it as JSON first.
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_csv)]
 
-    API_KEYS: Annotated[list[SecretStr], NoDecode] = []
+_ENV = {"env_file": ".env", "env_file_encoding": "utf-8", "extra": "ignore", "env_ignore_empty": True}
+
+
+class DetectionSettings(BaseSettings):
+    """What login detection looks for on TikTok (SPEC §4: all of it is configuration)."""
+
+    model_config = SettingsConfigDict(env_prefix="TIKTOK_", **_ENV)
+
+    ACCOUNT_INFO_PATH: str = "/passport/web/account/info/?aid=1988"
+    ACCOUNT_RESPONSE_PATTERNS: CommaList = ["/passport/web/account/info/"]
+    SESSION_COOKIES: CommaList = ["sessionid", "sessionid_ss", "sid_tt"]
+    SESSION_GUARD_COOKIE: str = "sid_guard"
+    LOGGED_OUT_SELECTORS: CommaList = [
+        '[data-e2e="top-login-button"]',
+        "#header-login-button",
+        '[data-e2e="login-modal"]',
+    ]
+    LOGGED_IN_SELECTORS: CommaList = [
+        '[data-e2e="profile-icon"]',
+        'a[data-e2e="nav-profile"][href^="/@"]',
+    ]
+    CAPTCHA_SELECTORS: CommaList = [
+        ".secsdk-captcha-wrapper",
+        "#captcha-verify",
+        ".captcha_verify_container",
+        'iframe[src*="verify.tiktok.com"]',
+    ]
+    CAPTCHA_FRAME_HOSTS: CommaList = ["verify.tiktok.com"]
+    BAN_SELECTORS: CommaList = ['[data-e2e="ban-notice"]', '[data-e2e="account-banned"]']
+    BAN_TEXTS: CommaList = [
+        "account was permanently banned",
+        "account has been permanently banned",
+        "account was banned",
+        "account has been banned",
+        "account has been suspended",
+        "account was suspended",
+    ]
+    LOGIN_PATH: str = "/login"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(**_ENV)
+
+    API_KEYS: Annotated[list[SecretStr], NoDecode, BeforeValidator(_split_csv)] = []
     AUTH_DISABLED: bool = False
     USER_DATA_DIR: Path = Path("./user_data")
     TIKTOK_URL: str = "https://www.tiktok.com/"
@@ -36,69 +87,33 @@ class Settings(BaseSettings):
     LOCK_TIMEOUT: Annotated[float, Field(ge=0)] = 30
     PROXY: SecretStr | None = None
     WARM_SESSIONS: Annotated[int, Field(ge=0)] = 0
+    WARM_RECHECK_INTERVAL: PositiveSeconds = 20
+    SESSION_IDLE_TIMEOUT: OptionalSeconds = 0
+    PUBLIC_URL: str | None = None
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     LOG_FORMAT: Literal["console", "json"] = "console"
     HOST: str = "127.0.0.1"
     PORT: Annotated[int, Field(ge=1, le=65535)] = 5681
 
-    # Detection tuning (SPEC §4: selectors, endpoints and cookie names are configuration).
-    TIKTOK_ACCOUNT_INFO_PATH: str = "/passport/web/account/info/?aid=1988"
-    TIKTOK_ACCOUNT_RESPONSE_PATTERNS: Annotated[list[str], NoDecode] = ["/passport/web/account/info/"]
-    TIKTOK_SESSION_COOKIES: Annotated[list[str], NoDecode] = ["sessionid", "sessionid_ss", "sid_tt"]
-    TIKTOK_SESSION_GUARD_COOKIE: str = "sid_guard"
-    TIKTOK_LOGGED_OUT_SELECTORS: Annotated[list[str], NoDecode] = [
-        '[data-e2e="top-login-button"]',
-        "#header-login-button",
-        '[data-e2e="login-modal"]',
-    ]
-    TIKTOK_LOGGED_IN_SELECTORS: Annotated[list[str], NoDecode] = [
-        '[data-e2e="profile-icon"]',
-        'a[data-e2e="nav-profile"][href^="/@"]',
-    ]
-    TIKTOK_CAPTCHA_SELECTORS: Annotated[list[str], NoDecode] = [
-        ".secsdk-captcha-wrapper",
-        "#captcha-verify",
-        ".captcha_verify_container",
-        'iframe[src*="verify.tiktok.com"]',
-    ]
-    TIKTOK_CAPTCHA_FRAME_HOSTS: Annotated[list[str], NoDecode] = ["verify.tiktok.com"]
-    TIKTOK_BAN_SELECTORS: Annotated[list[str], NoDecode] = [
-        '[data-e2e="ban-notice"]',
-        '[data-e2e="account-banned"]',
-    ]
-    TIKTOK_BAN_TEXTS: Annotated[list[str], NoDecode] = [
-        "account was permanently banned",
-        "account has been permanently banned",
-        "account was banned",
-        "account has been banned",
-        "account has been suspended",
-        "account was suspended",
-    ]
-    TIKTOK_LOGIN_PATH: str = "/login"
-
-    @field_validator(
-        "API_KEYS",
-        "TIKTOK_ACCOUNT_RESPONSE_PATTERNS",
-        "TIKTOK_SESSION_COOKIES",
-        "TIKTOK_LOGGED_OUT_SELECTORS",
-        "TIKTOK_LOGGED_IN_SELECTORS",
-        "TIKTOK_CAPTCHA_SELECTORS",
-        "TIKTOK_CAPTCHA_FRAME_HOSTS",
-        "TIKTOK_BAN_SELECTORS",
-        "TIKTOK_BAN_TEXTS",
-        mode="before",
-    )
-    @classmethod
-    def _csv(cls, value: object) -> object:
-        return _split_csv(value)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
 
     @field_validator("TIKTOK_URL")
     @classmethod
     def _http_origin(cls, value: str) -> str:
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) URL such as https://www.tiktok.com/")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("PUBLIC_URL")
+    @classmethod
+    def _public_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be the http(s) base URL clients use, such as https://sessions.example.com")
+        return value.rstrip("/")
 
     @field_validator("PROXY")
     @classmethod
@@ -114,11 +129,6 @@ class Settings(BaseSettings):
             raise ValueError("must look like scheme://user:pass@host:port (http, https or socks5)")
         return value
 
-    @field_validator("BROWSER_EXECUTABLE", mode="before")
-    @classmethod
-    def _empty_means_auto(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
-
     @field_validator("SESSION_START_TIMEOUT")
     @classmethod
     def _start_fits_detection(cls, value: float, info: ValidationInfo) -> float:
@@ -131,14 +141,6 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def master_dir(self) -> Path:
-        return self.USER_DATA_DIR / "master"
-
-    @property
-    def clones_dir(self) -> Path:
-        return self.USER_DATA_DIR / "clones"
-
-    @property
     def tiktok_origin(self) -> str:
         parts = urlsplit(self.TIKTOK_URL)
         return f"{parts.scheme}://{parts.netloc}"
@@ -148,6 +150,20 @@ class Settings(BaseSettings):
         return urlsplit(self.TIKTOK_URL).hostname or ""
 
 
+def load_settings() -> Settings:
+    """Bad configuration stops the program with one clear line naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        prefix = (
+            DetectionSettings.model_config.get("env_prefix", "") if error.title == "DetectionSettings" else ""
+        )
+        name = prefix + ".".join(str(part) for part in first.get("loc", ())) or "configuration"
+        print(f"configuration error: {name}: {first.get('msg')}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

@@ -1,21 +1,26 @@
-"""Domain errors. Services raise these; `app.api.errors` is the one place that turns them into HTTP."""
+"""Domain errors: the one table of codes, statuses and messages.
+
+Services raise these; `app.api.errors` renders them (envelope + `X-Error-Code`), and the OpenAPI examples
+and the mapping of FastAPI's own errors are built from these classes, never typed again elsewhere.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 
 class ServiceError(Exception):
     """An outcome a client must be told about, with a stable machine-readable code."""
 
-    code = "INTERNAL_ERROR"
-    http_status = 500
-    message = "Internal server error"
+    code: ClassVar[str] = "INTERNAL_ERROR"
+    http_status: ClassVar[int] = 500
+    message: ClassVar[str] = "Internal server error"
+    # For the OpenAPI document: when this happens, and what `error_details` then looks like.
+    description: ClassVar[str] = "Anything else (browser binary missing, disk full…); details sanitized"
+    example: ClassVar[dict[str, Any]] = {"details": "unexpected error; see the service log"}
 
-    def __init__(self, details: str | None = None, message: str | None = None, **extra: Any):
+    def __init__(self, details: str | None = None, **extra: Any):
         self.details = details
-        if message is not None:
-            self.message = message
         self.extra = extra
         super().__init__(self.message if details is None else f"{self.message}: {details}")
 
@@ -35,46 +40,131 @@ class InvalidRequest(ServiceError):
     code = "INVALID_REQUEST"
     http_status = 400
     message = "Invalid request"
-
-
-class ValidationFailed(ServiceError):
-    code = "VALIDATION_ERROR"
-    http_status = 422
-    message = "Request validation failed"
+    description = "Malformed JSON or a body that is not a JSON object"
+    example = {"details": "the body is not valid JSON; send nothing or a JSON object such as {}"}
 
 
 class Unauthorized(ServiceError):
     code = "UNAUTHORIZED"
     http_status = 401
     message = "Missing or invalid API key"
+    description = "No or wrong credentials"
+    example = {"details": "send a key from API_KEYS as X-API-Key header or session_token cookie"}
 
 
-class SessionNotFound(ServiceError):
-    code = "SESSION_NOT_FOUND"
+class NotFound(ServiceError):
+    code = "NOT_FOUND"
     http_status = 404
+    message = "Not found"
+    description = "No such route"
+    example = {"details": "no route for this path"}
+
+
+class SessionNotFound(NotFound):
+    code = "SESSION_NOT_FOUND"
     message = "Session not found"
+    description = "Unknown or ended session"
+    example = {"details": "no live session with id 3f0c2a9e-5b8e-4f57-9c55-1b2f3e4d5a6b"}
+
+
+class MethodNotAllowed(ServiceError):
+    code = "METHOD_NOT_ALLOWED"
+    http_status = 405
+    message = "Method not allowed"
+    description = "The route exists, not with this method"
+    example = {}
 
 
 class NotLoggedIn(ServiceError):
     code = "NOT_LOGGED_IN"
     http_status = 409
     message = "Not logged in to TikTok"
+    description = "Logged out, login not confirmed (state uncertain), or no master profile yet"
+    example = {
+        "details": "the profile copy is not logged in to TikTok (account info error: session_expired)",
+        "state": "logged_out",
+        "method": "account_api",
+        "timeout": 8,
+        "retry_count": 0,
+        "elapsed_ms": 412,
+    }
 
 
 class MasterProfileMissing(NotLoggedIn):
     """No master profile yet: nothing can be logged in, so it is answered like a logged-out profile."""
+
+    def __init__(self, details: str | None = None, **extra: Any):
+        super().__init__(details, **({"state": "logged_out", "method": "no_master"} | extra))
+
+
+class LoginOutcome(Protocol):
+    """What `NotLoggedIn.from_login` needs of a detection result (kept structured until rendered)."""
+
+    state: Any
+    method: str
+    elapsed_ms: int
+    refreshes: int
+
+    def describe(self) -> str: ...
+
+
+class LoginNotProven(NotLoggedIn):
+    """Detection ran and did not prove a login; its signals are turned into text only when rendered."""
+
+    def __init__(self, login: LoginOutcome, timeout: float):
+        self.login = login
+        super().__init__(
+            None,
+            state=str(login.state),
+            method=login.method,
+            timeout=timeout,
+            retry_count=login.refreshes,
+            elapsed_ms=login.elapsed_ms,
+        )
+
+    @property
+    def error_details(self) -> dict[str, Any]:
+        return {"code": self.code, "details": self.login.describe(), **self.extra}
 
 
 class UserDataLocked(ServiceError):
     code = "USER_DATA_LOCKED"
     http_status = 423
     message = "The master profile is locked by another user"
+    description = "The master is held exclusively (write-mode session or a profile command) past LOCK_TIMEOUT"
+    example = {"details": "master profile is held exclusively; not free within 30 s", "timeout": 30}
+
+
+class PayloadTooLarge(ServiceError):
+    code = "PAYLOAD_TOO_LARGE"
+    http_status = 413
+    message = "Request body too large"
+    description = "A body over 64 KiB"
+    example = {"details": "the body is larger than 65536 bytes"}
+
+
+class UnsupportedMediaType(ServiceError):
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    http_status = 415
+    message = "Unsupported media type"
+    description = "A body whose content type is not JSON"
+    example = {"details": "send application/json"}
+
+
+class ValidationFailed(ServiceError):
+    code = "VALIDATION_ERROR"
+    http_status = 422
+    message = "Request validation failed"
+    description = "A well-formed body or query that breaks the schema (e.g. an unknown field)"
+    example = {"details": "x: Extra inputs are not permitted"}
 
 
 class TooManySessions(ServiceError):
     code = "TOO_MANY_SESSIONS"
     http_status = 429
     message = "Too many live sessions"
+    description = "MAX_SESSIONS live sessions already; Retry-After says when a slot frees"
+    example = {"details": "4 sessions are live or starting (MAX_SESSIONS)", "limit": 4}
 
     def __init__(self, details: str | None = None, retry_after: int = 5, **extra: Any):
         self.retry_after = retry_after
@@ -88,11 +178,44 @@ class SessionStartTimeout(ServiceError):
     code = "SESSION_TIMEOUT"
     http_status = 504
     message = "The browser session did not start in time"
+    description = "The browser did not start, load TikTok and decide within SESSION_START_TIMEOUT"
+    example = {"details": "TikTok page did not load: net::ERR_CONNECTION_REFUSED", "timeout": 30}
+
+
+class SessionEndedByTimeout(SessionStartTimeout):
+    """Wait mode: the session lived, then MAX_SESSION_DURATION or the idle timeout ended it."""
+
+    message = "The session ended by timeout"
+    description = "Wait mode: MAX_SESSION_DURATION or SESSION_IDLE_TIMEOUT ended the session"
+    example = {"details": "session ended: max_duration", "timeout": 300, "end_reason": "max_duration"}
+
+
+class NotReady(ServiceError):
+    code = "NOT_READY"
+    http_status = 503
+    message = "The service is not ready"
+    description = "The browser binary, the master profile or the clones directory is not usable"
+    example = {
+        "details": "master profile: master profile ./user_data/master does not exist; create one with …",
+        "checks": {"browser": "ok", "master": "missing", "clones": "ok"},
+    }
 
 
 class BrowserLaunchFailed(ServiceError):
-    """The browser could not be started (binary missing, crashed at start...)."""
+    """The browser could not be started, or ended while the session was starting: 'anything else'."""
 
-    code = "INTERNAL_ERROR"
-    http_status = 500
     message = "The browser could not be started"
+
+
+# FastAPI's and Starlette's own HTTP errors, rendered with the same envelope.
+BY_HTTP_STATUS: dict[int, type[ServiceError]] = {
+    error.http_status: error
+    for error in (
+        InvalidRequest,
+        Unauthorized,
+        NotFound,
+        MethodNotAllowed,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+    )
+}

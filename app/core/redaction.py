@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 # Greedy up to the last "@" before the path: a password may itself contain a raw "@".
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+:[^/\s]*@")
 _SECRET_PARAMS = re.compile(
-    r"(?i)\b(api[_-]?key|session_token|password|sessionid|sid_tt|sid_guard)=([^&\s;,]+)"
+    r"(?i)\b(api[_-]?key|session_token|token|password|sessionid|sessionid_ss|sid_tt|sid_guard)=([^&\s;,]+)"
 )
 
 
@@ -34,6 +34,28 @@ def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
     return text
 
 
+# Attributes of every LogRecord that are not message text.
+_EXTRA_SKIP = frozenset(
+    {
+        "name",
+        "levelname",
+        "pathname",
+        "filename",
+        "module",
+        "funcName",
+        "msg",
+        "args",
+        "exc_text",
+        "stack_info",
+        "threadName",
+        "processName",
+        "taskName",
+        "message",
+        "asctime",
+    }
+)
+
+
 class RedactingFilter(logging.Filter):
     """Installed on the root handler: rewrites every record after formatting its arguments."""
 
@@ -46,6 +68,18 @@ class RedactingFilter(logging.Filter):
         redacted = redact_text(message, self._secrets)
         if redacted != message or record.args:
             record.msg, record.args = redacted, None
+        # Fields given with `extra=` are printed too (uvicorn's access log passes the path with its query).
+        for key, value in list(vars(record).items()):
+            if key in _EXTRA_SKIP or not isinstance(value, str | tuple):
+                continue
+            if isinstance(value, tuple):
+                setattr(
+                    record,
+                    key,
+                    tuple(redact_text(v, self._secrets) if isinstance(v, str) else v for v in value),
+                )
+            else:
+                setattr(record, key, redact_text(value, self._secrets))
         if record.exc_info and record.exc_info[1] is not None:
             # Tracebacks go to the operator's log, but an exception text may quote a proxy URL.
             record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info), self._secrets)

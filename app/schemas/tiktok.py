@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,26 +26,47 @@ class TikTokSessionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TikTokSessionResponse(BaseModel):
+class SessionLinks(BaseModel):
+    """How a client reaches a live session; both carry the session's own token."""
+
+    cdp_url: str | None = Field(
+        default=None,
+        description="WebSocket for Playwright `connect_over_cdp` / Puppeteer `connect({browserWSEndpoint})`",
+        examples=["ws://127.0.0.1:5681/tiktok/session/3f0c2a9e-5b8e-4f57-9c55-1b2f3e4d5a6b/cdp?token=…"],
+    )
+    view_url: str | None = Field(
+        default=None,
+        description="A live view for people: the page's screenshot, refreshed about once a second",
+        examples=["http://127.0.0.1:5681/tiktok/session/3f0c2a9e-5b8e-4f57-9c55-1b2f3e4d5a6b/view?token=…"],
+    )
+
+
+class TikTokSessionResponse(SessionLinks):
     status: Literal["success"] = "success"
     message: str = Field(default="TikTok session established successfully", min_length=1)
     session_id: str = Field(examples=["3f0c2a9e-5b8e-4f57-9c55-1b2f3e4d5a6b"])
+    end_reason: str | None = Field(
+        default=None, description="Wait mode only: why the session ended", examples=["client_closed"]
+    )
 
 
 class LoginInfo(BaseModel):
     state: TikTokLoginState
     method: str = Field(examples=["account_api"])
     elapsed_ms: int = Field(ge=0)
+    verified_at: datetime | None = Field(default=None, description="When the login was last proven")
 
 
-class SessionInfo(BaseModel):
+class SessionInfo(SessionLinks):
     session_id: str
     state: Literal["starting", "live", "closing"] = "live"
     created_at: datetime
     expires_at: datetime
+    idle_expires_at: datetime | None = Field(
+        default=None, description="When SESSION_IDLE_TIMEOUT ends the session without activity"
+    )
     login: LoginInfo
     mode: SessionMode
-    cdp_url: str | None = None
 
 
 class SessionInfoResponse(SessionInfo):
@@ -70,6 +91,14 @@ class HealthResponse(BaseModel):
     message: str = "ok"
 
 
+class ReadyResponse(BaseModel):
+    status: Literal["success"] = "success"
+    message: str = "ready"
+    checks: dict[str, str] = Field(examples=[{"browser": "ok", "master": "ok", "clones": "ok"}])
+    generation: str | None = Field(default=None, description="The master's generation marker")
+    warm_sessions: int = Field(default=0, description="Warm sessions ready for hand-out")
+
+
 class ErrorDetails(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -81,7 +110,3 @@ class ErrorResponse(BaseModel):
     status: Literal["error"] = "error"
     message: str
     error_details: ErrorDetails
-
-    @classmethod
-    def example(cls, message: str, code: str, **details: Any) -> dict[str, Any]:
-        return {"status": "error", "message": message, "error_details": {"code": code, **details}}

@@ -53,6 +53,11 @@ MODES = (
     "slow",
     "hanging",
     "login_redirect",
+    # The pages still render the viewer (rehydration user, logged-in header) while the account lookup
+    # says the server has ended the session: what a cached or stale server render looks like.
+    "stale_render",
+    # The pages render the viewer while the account lookup answers an error that is not about the session.
+    "lookup_error",
 )
 
 
@@ -242,6 +247,10 @@ async def account_info(request: Request) -> Response:
         return Response(b"", media_type="application/json")
     if mode == "api_broken":
         return HTMLResponse("<html>oops</html>", status_code=500)
+    if mode == "stale_render":
+        return error_json("session_expired", "Session expired, please sign in again.", 4)
+    if mode == "lookup_error":
+        return error_json("system_busy", "System busy, please try again later.", 7)
     viewer = current_viewer(request)
     if viewer is None:  # real TikTok answers 200 here too
         return error_json("session_expired", "Session expired, please sign in again.", 4)
@@ -296,6 +305,43 @@ async def control_headers(request: Request) -> Response:
     return JSONResponse({name.lower(): value for name, value in request.headers.items()})
 
 
+# What common bot checks read (CreepJS, fingerprint.com, TikTok's own SDK read the same): the page
+# publishes them as the promise `window.__botCheck`, headers as the server received them included.
+BOT_CHECK_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>bot check</title></head><body><script>
+window.__botCheck = (async () => {
+  const headers = await (await fetch('/__standin/headers')).json();
+  const gl = document.createElement('canvas').getContext('webgl');
+  const debug = gl && gl.getExtension('WEBGL_debug_renderer_info');
+  const worker = await new Promise((resolve) => {
+    const source = 'postMessage({userAgent: navigator.userAgent, languages: navigator.languages})';
+    const blob = new Blob([source], {type: 'text/javascript'});
+    const w = new Worker(URL.createObjectURL(blob));
+    w.onmessage = (event) => resolve(event.data);
+    w.onerror = (event) => resolve({error: String(event.message)});
+  });
+  return {
+    headers,
+    webdriver: navigator.webdriver,
+    userAgent: navigator.userAgent,
+    brands: navigator.userAgentData ? navigator.userAgentData.brands : null,
+    languages: navigator.languages,
+    outerWidth, outerHeight, innerWidth, innerHeight,
+    notificationPermission: Notification.permission,
+    notificationQuery: (await navigator.permissions.query({name: 'notifications'})).state,
+    webglVendor: debug ? gl.getParameter(debug.UNMASKED_VENDOR_WEBGL) : null,
+    webglRenderer: debug ? gl.getParameter(debug.UNMASKED_RENDERER_WEBGL) : null,
+    worker,
+  };
+})();
+</script></body></html>
+"""
+
+
+async def control_bot_check(request: Request) -> Response:
+    return HTMLResponse(BOT_CHECK_PAGE)
+
+
 async def control_health(request: Request) -> Response:
     return PlainTextResponse("ok")
 
@@ -329,6 +375,7 @@ def create_app(mode: str = "normal") -> Starlette:
         Route("/__standin/requests", control_requests, methods=["GET", "DELETE"]),
         Route("/__standin/health", control_health),
         Route("/__standin/headers", control_headers),
+        Route("/__standin/bot-check", control_bot_check),
         Route("/__standin/slow-asset", slow_asset),
     ]
     app = Starlette(routes=routes)

@@ -16,13 +16,21 @@ from app.services.common.browser import (
 )
 from app.services.common.fingerprint import FingerprintSource
 from app.services.tiktok.executor import TiktokExecutor
-from tests.conftest import install_master
+from tests.fakes.profiles import install_master
 from tests.fakes.server import StandinServer
-from tests.service_harness import browsers_on, running_service, wait_until
+from tests.service_harness import browsers_under, running_service, wait_until
 
 pytestmark = pytest.mark.browser
 
 REQUIRED = ("--disable-background-networking", "--disable-component-update=1", "--disable-sync")
+# A few of Scrapling's stealth launch flags, and the language flags its `locale` adds: the browser is
+# launched through a shared driver, not by Scrapling's own start(), and must still get them.
+STEALTH = (
+    "--disable-blink-features=AutomationControlled",
+    "--start-maximized",
+    "--lang=en-US",
+    "--accept-lang=en-US,en",
+)
 
 _IDENTITY_JS = """
 async () => {
@@ -49,12 +57,30 @@ async def test_browser_runs_with_network_quieting_flags(
     install_master(master_profiles["logged_in"], tmp_path)
     async with running_service(tmp_path, site.url) as service:
         session_id = (await service.client.post("/tiktok/session")).json()["session_id"]
-        pids = browsers_on(service.clones_dir / session_id)
+        pids = browsers_under(service.clones_dir / session_id)
         assert pids
         for pid in pids:
             arguments = command_line(pid)
             for flag in REQUIRED:
                 assert flag in arguments, f"{flag} missing from {arguments[0]}"
+
+
+async def test_browser_runs_with_scrapling_stealth_flags_and_without_the_automation_flag(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    async with running_service(tmp_path, site.url) as service:
+        session_id = (await service.client.post("/tiktok/session")).json()["session_id"]
+        (browser,) = [
+            pid
+            for pid in browsers_under(service.clones_dir / session_id)
+            if not any(arg.startswith("--type=") for arg in command_line(pid))
+        ]
+        arguments = command_line(browser)
+    for flag in STEALTH:
+        assert flag in arguments, f"{flag} missing from the browser's command line"
+    # Playwright's default flag that announces automation (navigator.webdriver), dropped by Scrapling.
+    assert "--enable-automation" not in arguments
 
 
 async def test_user_agent_client_hints_and_js_agree_with_the_real_browser(
@@ -87,7 +113,7 @@ async def test_visible_window_session_ends_when_the_window_is_closed(
         assert response.status_code == 200, response.text
         session_id = response.json()["session_id"]
         clone = service.clones_dir / session_id
-        pids = browsers_on(clone)
+        pids = browsers_under(clone)
         assert pids and not any("--headless" in arg for arg in command_line(pids[0]))
 
         executor = service.service.get(session_id).executor
@@ -119,7 +145,7 @@ async def test_browser_can_listen_for_devtools_on_loopback_only(
         async with httpx.AsyncClient() as client:
             version = (await client.get(f"http://127.0.0.1:{port}/json/version")).json()
         assert version["webSocketDebuggerUrl"] == endpoint
-        assert "--remote-debugging-address=127.0.0.1" in command_line(browsers_on(profile)[0])
+        assert "--remote-debugging-address=127.0.0.1" in command_line(browsers_under(profile)[0])
     finally:
         await executor.close()
-    assert browsers_on(profile) == []
+    assert browsers_under(profile) == []

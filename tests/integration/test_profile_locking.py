@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from app.services.common.generation import read_generation
 from app.services.common.profile_lock import ProfileLock
-from tests.conftest import install_master
+from tests.fakes.profiles import install_master
 from tests.fakes.server import StandinServer
 from tests.holders import held_by_other_process
-from tests.service_harness import assert_error, browsers_on, running_service, tree_digest
+from tests.service_harness import assert_error, browsers_under, running_service, tree_digest
 
 pytestmark = pytest.mark.browser
 
@@ -39,7 +40,7 @@ async def test_write_mode_runs_on_the_master_and_keeps_it_exclusive(
         session_id = response.json()["session_id"]
         info = (await service.client.get(f"/tiktok/session/{session_id}")).json()
         assert info["mode"] == "write"
-        assert browsers_on(master) and service.clone_dirs() == []
+        assert browsers_under(master) and service.clone_dirs() == []
 
         # A second writer, and any reader, must wait for the first writer.
         assert_error(await service.client.post("/tiktok/session"), 423, "USER_DATA_LOCKED")
@@ -48,8 +49,11 @@ async def test_write_mode_runs_on_the_master_and_keeps_it_exclusive(
 
         page = service.service.get(session_id).executor.page
         await page.goto(site.url_for("explore"))
+        generation_before = read_generation(service.layout)
         assert (await service.client.delete(f"/tiktok/session/{session_id}")).status_code == 200
-        assert browsers_on(master) == []
+        assert browsers_under(master) == []
+        # The session wrote the master: its generation changed, so warm copies of the old one are stale.
+        assert read_generation(service.layout) not in (None, generation_before)
     held = await ProfileLock(tmp_path / "master.lock").exclusive(0.2)
     held.release()
 

@@ -13,8 +13,7 @@ import httpx
 import pytest
 from playwright.async_api import BrowserContext, Page, async_playwright
 
-from tests.conftest import install_master
-from tests.fakes.profiles import CHROMIUM_FLAGS, CHROMIUM_PATH
+from tests.fakes.profiles import CHROMIUM_FLAGS, CHROMIUM_PATH, install_master
 from tests.fakes.server import StandinServer
 
 pytestmark = pytest.mark.browser

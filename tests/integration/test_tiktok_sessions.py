@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import install_master
+from tests.fakes.profiles import install_master
 from tests.fakes.server import StandinServer, free_port
 from tests.service_harness import (
     RunningService,
     assert_error,
-    browsers_on,
+    browsers_under,
     running_service,
     tree_digest,
     wait_until,
@@ -37,7 +38,7 @@ async def assert_session_ends(service: RunningService, session_id: str, within: 
     """Within the deadline: clone gone, no browser on it, unknown to the API, not listed."""
     clone = service.clones_dir / session_id
     await wait_until(lambda: not clone.exists(), timeout=within, what="the session to end")
-    assert browsers_on(clone) == []
+    assert browsers_under(clone) == []
     assert_error(await service.client.get(f"/tiktok/session/{session_id}"), 404, "SESSION_NOT_FOUND")
     assert (await service.client.get("/tiktok/sessions")).json()["sessions"] == []
 
@@ -50,7 +51,7 @@ async def test_logged_in_master_gives_a_live_session_on_its_own_clone(
         session_id = await create(service)
         clone = service.clones_dir / session_id
         assert clone.is_dir()
-        assert browsers_on(clone), "the session's browser runs on its clone"
+        assert browsers_under(clone), "the session's browser runs on its clone"
 
         info = (await service.client.get(f"/tiktok/session/{session_id}")).json()
         assert info["session_id"] == session_id
@@ -64,7 +65,7 @@ async def test_logged_in_master_gives_a_live_session_on_its_own_clone(
         assert deleted.status_code == 200 and deleted.json()["status"] == "success"
         # DELETE returns only once the browser is closed and the clone is gone.
         assert not clone.exists()
-        assert browsers_on(clone) == []
+        assert browsers_under(clone) == []
         assert_error(await service.client.get(f"/tiktok/session/{session_id}"), 404, "SESSION_NOT_FOUND")
 
 
@@ -122,17 +123,30 @@ async def test_walls_are_409_uncertain_never_logged_in(
         assert service.clone_dirs() == []
 
 
-async def test_header_rendered_two_seconds_late_is_still_200(
+async def test_header_rendered_two_seconds_late_does_not_stop_the_account_lookup_proving_the_login(
     tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
 ) -> None:
-    # header_only: no account API, no rehydration block; the header is the only witness, and it is late.
+    # late_header: account lookup and rehydration block as usual; the header comes 2 s after load.
     install_master(master_profiles["logged_in"], tmp_path)
-    site.set_mode("header_only", delay=2)
+    site.set_mode("late_header", delay=2)
     async with running_service(tmp_path, site.url) as service:
         session_id = await create(service)
         info = (await service.client.get(f"/tiktok/session/{session_id}")).json()
-        assert info["login"]["method"] == "header"
-        assert info["login"]["elapsed_ms"] >= 2000
+        assert info["login"]["state"] == "logged_in"
+        assert info["login"]["method"] == "account_api"
+
+
+async def test_logged_in_header_as_the_only_witness_is_409_uncertain(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    # header_only: no account lookup, no rehydration block; the header alone never proves a login.
+    install_master(master_profiles["logged_in"], tmp_path)
+    site.set_mode("header_only", delay=2)
+    async with running_service(tmp_path, site.url) as service:
+        body = assert_error(await service.client.post("/tiktok/session"), 409, "NOT_LOGGED_IN")
+        assert body["error_details"]["state"] == "uncertain"
+        assert body["error_details"]["method"] == "inconclusive"
+        assert service.clone_dirs() == []
 
 
 async def test_broken_account_api_falls_back_to_page_signals(
@@ -157,7 +171,7 @@ async def test_hanging_site_is_504_and_leaves_nothing(
         body = assert_error(await service.client.post("/tiktok/session"), 504, "SESSION_TIMEOUT")
         assert "did not load" in body["error_details"]["details"]
         assert service.clone_dirs() == []
-        assert browsers_on(tmp_path) == []
+        assert browsers_under(tmp_path) == []
 
 
 async def test_a_page_that_says_nothing_gets_one_soft_refresh_then_409_uncertain(
@@ -191,7 +205,12 @@ async def test_max_session_duration_ends_the_session(
     install_master(master_profiles["logged_in"], tmp_path)
     async with running_service(tmp_path, site.url, MAX_SESSION_DURATION=3) as service:
         session_id = await create(service)
+        handed_out = time.monotonic()
+        live = service.service.get(session_id)
         await assert_session_ends(service, session_id, within=10)
+        # Not a session that died at once: it lived its three seconds and ended for that reason.
+        assert live.end_reason == "max_duration"
+        assert time.monotonic() - handed_out >= 2.5
 
 
 async def test_closing_the_last_page_ends_the_session(
@@ -214,7 +233,7 @@ async def test_killed_browser_ends_the_session(
     async with running_service(tmp_path, site.url) as service:
         session_id = await create(service)
         clone = service.clones_dir / session_id
-        for pid in browsers_on(clone):
+        for pid in browsers_under(clone):
             os.kill(pid, signal.SIGKILL)
         await assert_session_ends(service, session_id, within=5)
 
@@ -252,7 +271,7 @@ async def test_burst_over_max_sessions_is_429_and_leaks_nothing(
             if response.status_code == 200:
                 await service.client.delete(f"/tiktok/session/{response.json()['session_id']}")
         assert service.clone_dirs() == []
-        assert browsers_on(tmp_path) == []
+        assert browsers_under(tmp_path) == []
 
 
 async def test_shutdown_ends_every_session(
@@ -264,7 +283,7 @@ async def test_shutdown_ends_every_session(
         clone = service.clones_dir / session_id
         assert clone.is_dir()
     assert not clone.exists()
-    assert browsers_on(tmp_path) == []
+    assert browsers_under(tmp_path) == []
 
 
 async def test_missing_master_is_409_with_how_to_create_one(tmp_path: Path, site: StandinServer) -> None:
@@ -317,4 +336,31 @@ async def test_client_that_gave_up_does_not_keep_a_session(
         # The service finishes the start, finds nobody listening, and ends what it made.
         await wait_until(lambda: not service.service.live() and not service.service.starting, 15, "the end")
         await wait_until(lambda: service.clone_dirs() == [], timeout=5, what="the clone to go")
-        assert browsers_on(tmp_path) == []
+        assert browsers_under(tmp_path) == []
+
+
+def metric_lines(text: str) -> dict[str, float]:
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+async def test_metrics_follow_a_session_from_creation_to_its_end(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    async with running_service(tmp_path, site.url) as service:
+        session_id = await create(service)
+        live = metric_lines((await service.client.get("/metrics")).text)
+        assert live['tiktok_sessions_live{mode="read"}'] == 1
+        assert live['tiktok_sessions_created_total{outcome="ok"}'] == 1
+        assert live['tiktok_login_decisions_total{method="account_api",state="logged_in"}'] == 1
+        assert live["tiktok_clone_bytes_total"] > 0
+        assert live['tiktok_session_creation_seconds_count{source="cold"}'] == 1
+        assert (await service.client.delete(f"/tiktok/session/{session_id}")).status_code == 200
+        ended = metric_lines((await service.client.get("/metrics")).text)
+        assert ended['tiktok_sessions_live{mode="read"}'] == 0
+        assert ended['tiktok_session_ends_total{reason="deleted"}'] == 1

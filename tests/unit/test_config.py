@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.core.config import Settings
+from app.core.config import DetectionSettings, Settings, load_settings
 from app.core.security import GENERATED_KEY_FILE, key_matches, load_or_create_keys
 
 
@@ -18,6 +18,7 @@ from app.core.security import GENERATED_KEY_FILE, key_matches, load_or_create_ke
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Neither the developer's shell nor a `.env` may decide what these tests see."""
     fields = {name.upper() for name in Settings.model_fields}
+    fields |= {f"TIKTOK_{name}" for name in DetectionSettings.model_fields}
     for name in list(os.environ):
         if name.upper() in fields:
             monkeypatch.delenv(name)
@@ -55,29 +56,28 @@ def test_defaults_match_spec_section_5() -> None:
 
 
 def test_detection_defaults_match_spec_section_4() -> None:
-    config = settings()
-    assert config.TIKTOK_SESSION_COOKIES == ["sessionid", "sessionid_ss", "sid_tt"]
-    assert config.TIKTOK_SESSION_GUARD_COOKIE == "sid_guard"
-    assert config.TIKTOK_ACCOUNT_INFO_PATH == "/passport/web/account/info/?aid=1988"
-    assert config.TIKTOK_LOGIN_PATH == "/login"
-    assert set(config.TIKTOK_LOGGED_OUT_SELECTORS) == {
+    config = settings().detection
+    assert config.SESSION_COOKIES == ["sessionid", "sessionid_ss", "sid_tt"]
+    assert config.SESSION_GUARD_COOKIE == "sid_guard"
+    assert config.ACCOUNT_INFO_PATH == "/passport/web/account/info/?aid=1988"
+    assert config.LOGIN_PATH == "/login"
+    assert set(config.LOGGED_OUT_SELECTORS) == {
         '[data-e2e="top-login-button"]',
         "#header-login-button",
         '[data-e2e="login-modal"]',
     }
-    assert set(config.TIKTOK_LOGGED_IN_SELECTORS) == {
+    assert set(config.LOGGED_IN_SELECTORS) == {
         '[data-e2e="profile-icon"]',
         'a[data-e2e="nav-profile"][href^="/@"]',
     }
     assert {".secsdk-captcha-wrapper", "#captcha-verify", ".captcha_verify_container"} <= set(
-        config.TIKTOK_CAPTCHA_SELECTORS
+        config.CAPTCHA_SELECTORS
     )
-    assert "verify.tiktok.com" in config.TIKTOK_CAPTCHA_FRAME_HOSTS
+    assert "verify.tiktok.com" in config.CAPTCHA_FRAME_HOSTS
 
 
-def test_derived_paths_and_origin() -> None:
-    config = settings(USER_DATA_DIR="/srv/tt", TIKTOK_URL="http://127.0.0.1:8123/some/page")
-    assert (config.master_dir, config.clones_dir) == (Path("/srv/tt/master"), Path("/srv/tt/clones"))
+def test_derived_origin_and_host() -> None:
+    config = settings(TIKTOK_URL="http://127.0.0.1:8123/some/page")
     assert (config.tiktok_origin, config.tiktok_host) == ("http://127.0.0.1:8123", "127.0.0.1")
 
 
@@ -106,6 +106,9 @@ def test_derived_paths_and_origin() -> None:
         ("PROXY", "user:pass@host:8080"),
         ("LOG_LEVEL", "LOUD"),
         ("LOG_FORMAT", "xml"),
+        ("SESSION_IDLE_TIMEOUT", "-1"),
+        ("WARM_RECHECK_INTERVAL", "0"),
+        ("PUBLIC_URL", "sessions.example.com"),
     ],
     ids=lambda v: str(v),
 )
@@ -146,6 +149,32 @@ def test_proxy_with_an_invalid_port_is_refused() -> None:
     assert "PROXY" in refused_variable(error)
 
 
+def test_bad_value_stops_the_program_with_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MAX_SESSIONS", "-3")
+    with pytest.raises(SystemExit) as stopped:
+        load_settings()
+    assert stopped.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("configuration error: MAX_SESSIONS:")
+
+
+def test_empty_variables_mean_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("BROWSER_EXECUTABLE", "PUBLIC_URL", "MAX_SESSIONS", "TIKTOK_URL", "TIKTOK_SESSION_COOKIES"):
+        monkeypatch.setenv(name, "")
+    config = settings()
+    assert (config.BROWSER_EXECUTABLE, config.PUBLIC_URL) == (None, None)
+    assert (config.MAX_SESSIONS, config.TIKTOK_URL) == (4, "https://www.tiktok.com/")
+    assert config.detection.SESSION_COOKIES == ["sessionid", "sessionid_ss", "sid_tt"]
+
+
+def test_public_url_loses_its_trailing_slash() -> None:
+    assert settings(PUBLIC_URL="https://sessions.example.com/base/").PUBLIC_URL == (
+        "https://sessions.example.com/base"
+    )
+
+
 # --- accepted values ---------------------------------------------------------------------------------------
 
 
@@ -176,16 +205,14 @@ def test_empty_api_keys_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_csv_lists_parse_from_environment_and_kwargs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TIKTOK_SESSION_COOKIES", "sessionid, sid_tt")
-    assert settings().TIKTOK_SESSION_COOKIES == ["sessionid", "sid_tt"]
-    assert settings(TIKTOK_CAPTCHA_FRAME_HOSTS="verify.local,captcha.local").TIKTOK_CAPTCHA_FRAME_HOSTS == [
-        "verify.local",
-        "captcha.local",
-    ]
+    assert settings().detection.SESSION_COOKIES == ["sessionid", "sid_tt"]
+    knobs = DetectionSettings(_env_file=None, CAPTCHA_FRAME_HOSTS="verify.local,captcha.local")
+    assert knobs.CAPTCHA_FRAME_HOSTS == ["verify.local", "captcha.local"]
 
 
 def test_selector_containing_no_comma_survives_csv_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TIKTOK_LOGGED_IN_SELECTORS", 'a[data-e2e="nav-profile"][href^="/@"]')
-    assert settings().TIKTOK_LOGGED_IN_SELECTORS == ['a[data-e2e="nav-profile"][href^="/@"]']
+    assert settings().detection.LOGGED_IN_SELECTORS == ['a[data-e2e="nav-profile"][href^="/@"]']
 
 
 @pytest.mark.parametrize(

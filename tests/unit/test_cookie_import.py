@@ -9,7 +9,9 @@ import pytest
 from app.services.tiktok.cookie_import import (
     CookieFileError,
     cookies_for_host,
+    map_cookie_domains,
     parse_cookie_file,
+    parse_domain_map,
     require_session_cookie,
 )
 
@@ -110,3 +112,87 @@ def test_empty_session_cookie_value_does_not_count() -> None:
 def test_unusable_files_say_why(text: str, message: str) -> None:
     with pytest.raises(CookieFileError, match=message):
         parse_cookie_file(text)
+
+
+# --- --domain-map ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec, parsed",
+    [
+        (".tiktok.com=127.0.0.1", ("tiktok.com", "127.0.0.1")),
+        ("TikTok.com=.Example.Test", ("tiktok.com", "example.test")),
+        (" www.tiktok.com = localhost ", ("www.tiktok.com", "localhost")),
+        ("tiktok.com=[::1]", ("tiktok.com", "[::1]")),
+    ],
+)
+def test_domain_map_spec_is_from_equals_to(spec: str, parsed: tuple[str, str]) -> None:
+    assert parse_domain_map(spec) == parsed
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("tiktok.com", "not FROM=TO"),
+        ("=127.0.0.1", "not FROM=TO"),
+        (".tiktok.com=", "not FROM=TO"),
+        ("tiktok.com=http://127.0.0.1/", "not a cookie domain"),
+        ("tiktok.com=127.0.0.1:8000", "has a port"),
+        ("tiktok.com=a=b", "not a cookie domain"),
+    ],
+)
+def test_unusable_domain_map_says_why(spec: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_domain_map(spec)
+
+
+def domains(cookies: list[dict[str, object]]) -> list[object]:
+    return [cookie["domain"] for cookie in cookies]
+
+
+DESKTOP_DOMAINS = [
+    {"name": "sessionid", "value": "s", "domain": ".tiktok.com"},
+    {"name": "msToken", "value": "g", "domain": "www.tiktok.com"},
+    {"name": "apex", "value": "a", "domain": "tiktok.com"},
+    {"name": "other", "value": "o", "domain": ".example.com"},
+    {"name": "lookalike", "value": "l", "domain": "nottiktok.com"},
+]
+
+
+def test_domain_map_onto_a_host_keeps_subdomains_and_domain_cookies() -> None:
+    mapped = map_cookie_domains(DESKTOP_DOMAINS, [("tiktok.com", "standin.test")])
+    assert domains(mapped) == [
+        ".standin.test",
+        "www.standin.test",
+        "standin.test",
+        ".example.com",
+        "nottiktok.com",
+    ]
+
+
+def test_domain_map_onto_an_ip_address_makes_every_mapped_cookie_host_only() -> None:
+    mapped = map_cookie_domains(DESKTOP_DOMAINS, [("tiktok.com", "127.0.0.1")])
+    assert domains(mapped) == ["127.0.0.1", "127.0.0.1", "127.0.0.1", ".example.com", "nottiktok.com"]
+
+
+def test_first_matching_domain_rule_wins() -> None:
+    rules = [("www.tiktok.com", "www.standin.test"), ("tiktok.com", "127.0.0.1")]
+    assert domains(map_cookie_domains(DESKTOP_DOMAINS[:3], rules)) == [
+        "127.0.0.1",
+        "www.standin.test",
+        "127.0.0.1",
+    ]
+
+
+def test_domain_map_keeps_everything_but_the_domain() -> None:
+    cookie = parse_cookie_file(json.dumps(EXTENSION_EXPORT[:1]))[0]
+    (mapped,) = map_cookie_domains([cookie], [("tiktok.com", "127.0.0.1")])
+    assert mapped == dict(cookie, domain="127.0.0.1")
+    assert cookie["domain"] == ".tiktok.com", "the input cookie must not be changed in place"
+
+
+def test_a_mapped_desktop_export_is_kept_for_the_standin_host() -> None:
+    cookies = parse_cookie_file(json.dumps(EXTENSION_EXPORT))
+    assert cookies_for_host(cookies, "127.0.0.1") == []
+    mapped = map_cookie_domains(cookies, [parse_domain_map(".tiktok.com=127.0.0.1")])
+    assert [c["name"] for c in cookies_for_host(mapped, "127.0.0.1")] == ["sessionid", "msToken"]

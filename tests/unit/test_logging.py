@@ -48,3 +48,41 @@ def test_level_is_applied(restore_root_logging, capsys) -> None:
     configure_logging("WARNING", "console")
     logging.getLogger("app.test").info("hidden")
     assert "hidden" not in capsys.readouterr().err
+
+
+def test_event_fields_are_keys_in_json_and_key_value_on_the_console(restore_root_logging, capsys) -> None:
+    configure_logging("INFO", "json")
+    logging.getLogger("app.test").info("session.closed", extra={"session_id": "s-1", "reason": "idle"})
+    entry = json.loads(capsys.readouterr().err.strip())
+    assert (entry["message"], entry["session_id"], entry["reason"]) == ("session.closed", "s-1", "idle")
+    configure_logging("INFO", "console")
+    logging.getLogger("app.test").info("session.closed", extra={"session_id": "s-1", "reason": "idle"})
+    assert capsys.readouterr().err.rstrip().endswith("session.closed session_id=s-1 reason=idle")
+
+
+def test_secrets_in_event_fields_are_redacted_too(restore_root_logging, capsys) -> None:
+    configure_logging("INFO", "json", secrets=("the-api-key-123",))
+    logging.getLogger("app.test").info(
+        "request",
+        extra={
+            "path": "/tiktok/session/x/cdp?token=s3ss10n-t0ken",
+            "proxy": "http://u:pw-9@p:1",
+            "key": "the-api-key-123",
+        },
+    )
+    err = capsys.readouterr().err
+    assert "s3ss10n-t0ken" not in err and "pw-9" not in err and "the-api-key-123" not in err
+    entry = json.loads(err)
+    assert entry["path"] == "/tiktok/session/x/cdp?token=***"
+
+
+def test_records_written_during_a_request_carry_its_id(restore_root_logging, capsys) -> None:
+    from app.core.logging import current_request_id
+
+    configure_logging("INFO", "json")
+    reset = current_request_id.set("req-42")
+    try:
+        logging.getLogger("app.test").info("session.created", extra={"session_id": "s-2"})
+    finally:
+        current_request_id.reset(reset)
+    assert json.loads(capsys.readouterr().err)["request_id"] == "req-42"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import stat
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.core.errors import UserDataLocked
+from app.services.common import profile_lock
 from app.services.common.profile_lock import HeldLock, ProfileLock
 from tests.holders import READY_TIMEOUT, held_by_other_process
 
@@ -22,6 +24,39 @@ def lock(tmp_path: Path) -> ProfileLock:
 
 async def _acquire_shared(lock: ProfileLock, max_wait: float) -> HeldLock:
     return await lock.shared(max_wait)
+
+
+class RefusalWatch:
+    """Counts the lock's refused flock attempts, so a test can wait until a waiter is really waiting."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._changed = asyncio.Event()
+
+    def record(self) -> None:
+        self.count += 1
+        self._changed.set()
+
+    async def until(self, count: int) -> None:
+        while self.count < count:
+            self._changed.clear()
+            await asyncio.wait_for(self._changed.wait(), READY_TIMEOUT)
+
+
+@pytest.fixture
+def refusals(monkeypatch: pytest.MonkeyPatch) -> RefusalWatch:
+    watch = RefusalWatch()
+    real_flock = fcntl.flock
+
+    def watched_flock(fd: int, operation: int) -> None:
+        try:
+            real_flock(fd, operation)
+        except BlockingIOError:
+            watch.record()
+            raise
+
+    monkeypatch.setattr(profile_lock.fcntl, "flock", watched_flock)
+    return watch
 
 
 def open_fds() -> set[str]:
@@ -65,11 +100,13 @@ async def test_shared_held_by_other_process_blocks_exclusive_but_not_shared(lock
     (await lock.exclusive(0.2)).release()
 
 
-async def test_waiter_gets_the_lock_as_soon_as_it_is_released(lock: ProfileLock) -> None:
+async def test_waiter_gets_the_lock_as_soon_as_it_is_released(
+    lock: ProfileLock, refusals: RefusalWatch
+) -> None:
     writer = await lock.exclusive(0)
     waiter = asyncio.create_task(_acquire_shared(lock, 5))
-    await asyncio.sleep(0.05)
-    assert not waiter.done()  # it is polling, not failed
+    await refusals.until(2)  # refused twice: it is polling, not failed
+    assert not waiter.done()
     writer.release()
     reader = await asyncio.wait_for(waiter, 1)
     assert reader.held
@@ -118,13 +155,15 @@ async def test_async_with_releases_when_the_block_raises(lock: ProfileLock) -> N
     (await lock.exclusive(0)).release()
 
 
-async def test_timed_out_and_cancelled_waits_leave_no_descriptor_open(lock: ProfileLock) -> None:
+async def test_timed_out_and_cancelled_waits_leave_no_descriptor_open(
+    lock: ProfileLock, refusals: RefusalWatch
+) -> None:
     writer = await lock.exclusive(0)
     before = open_fds()
     with pytest.raises(UserDataLocked):
         await lock.shared(0.05)
     waiter = asyncio.create_task(_acquire_shared(lock, 5))
-    await asyncio.sleep(0.05)
+    await refusals.until(refusals.count + 1)  # the waiter holds its own descriptor now
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter

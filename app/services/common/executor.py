@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.services.common.browser import kill_browsers_using
+from app.services.common.browser import devtools_endpoint, kill_browsers_using
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ class AbstractBrowsingExecutor(ABC):
         self._closed = asyncio.Event()
         self._launch_task: asyncio.Task[Any] | None = None
         self.ended_reason: str | None = None
+        # `ws://127.0.0.1:<port>/devtools/browser/<id>` when the browser listens for DevTools on loopback.
+        self.devtools_url: str | None = None
 
     @abstractmethod
     async def _launch(self) -> Any:
@@ -63,12 +65,21 @@ class AbstractBrowsingExecutor(ABC):
         # half-way (which would orphan a Chromium); close() waits for it and then releases it.
         self._launch_task = asyncio.get_running_loop().create_task(self._launch())
         self.context = await asyncio.shield(self._launch_task)
+        # Chromium writes the file once it listens, before the launch returns.
+        self.devtools_url = devtools_endpoint(self.profile_dir)
         pages = self.context.pages
         self.page = pages[0] if pages else await self.context.new_page()
         self.context.on("close", lambda _context: self._ended(BrowserEnd.BROWSER_CLOSED))
         self.context.on("page", self._watch_page)
         for page in self.context.pages:
             self._watch_page(page)
+
+    def active_page(self) -> Any:
+        """The most recently opened page that is still open (what a person would be looking at)."""
+        pages = [
+            page for page in (self.context.pages if self.context is not None else []) if not page.is_closed()
+        ]
+        return pages[-1] if pages else None
 
     def _watch_page(self, page: Any) -> None:
         page.on("close", lambda _page: self._page_closed())

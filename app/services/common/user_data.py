@@ -3,6 +3,7 @@
     <USER_DATA_DIR>/
         master/             the logged-in Chromium profile (written only under the exclusive lock)
         master.lock         see `profile_lock`
+        master.generation   changes whenever the master changes (see `generation`)
         clones/<id>/        one session's private copy of master/
         clones/<id>.owner   flock'ed LOCK_EX by the process that owns clones/<id>/, for its whole life
 
@@ -18,6 +19,7 @@ import fcntl
 import logging
 import os
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Awaitable
@@ -66,6 +68,11 @@ SKIPPED_FILE_PREFIXES = ("Singleton", "DevToolsActivePort", "BrowserMetrics")
 # owner file is created, then locked, then the directory made. Only one this old is certainly abandoned.
 STRAY_OWNER_GRACE_SECONDS = 60.0
 
+PROFILE_HOWTO = (
+    "create one with `python -m app.cli profile login` (log in by hand in the window that opens) "
+    "or `python -m app.cli profile import-cookies FILE`"
+)
+
 
 @dataclass(frozen=True)
 class UserDataLayout:
@@ -83,11 +90,22 @@ class UserDataLayout:
     def lock_file(self) -> Path:
         return self.root / "master.lock"
 
+    @property
+    def generation_file(self) -> Path:
+        return self.root / "master.generation"
+
     def clone_dir(self, clone_id: str) -> Path:
         return self.clones / clone_id
 
     def owner_file(self, clone_id: str) -> Path:
         return self.clones / f"{clone_id}{OWNER_SUFFIX}"
+
+    def require_master(self) -> Path:
+        """The master profile directory, or `MasterProfileMissing` saying how to make one. Blocking."""
+        if not (self.master / "Default").is_dir():
+            state = "has no Default/ profile" if self.master.is_dir() else "does not exist"
+            raise MasterProfileMissing(f"master profile {self.master} {state}; {PROFILE_HOWTO}")
+        return self.master
 
     def ensure(self) -> None:
         """Create the root and clones directories (private: profiles hold login cookies). Blocking."""
@@ -108,6 +126,9 @@ class Clone:
         self.owner_file = layout.owner_file(clone_id)
         self._owner_fd: int | None = owner_fd
         self._remove_lock = threading.Lock()
+        # What the copy wrote and how long it took: for the metrics and the benchmark.
+        self.bytes_copied = 0
+        self.copy_seconds = 0.0
 
     @classmethod
     def create_sync(cls, layout: UserDataLayout, clone_id: str) -> Clone:
@@ -195,34 +216,38 @@ async def sweep_orphan_clones(layout: UserDataLayout) -> list[str]:
 
 
 def _clone_master_sync(layout: UserDataLayout, clone_id: str, abort: threading.Event) -> Clone:
-    master = layout.master
-    if not (master / "Default").is_dir():
-        state = "has no Default/ profile" if master.is_dir() else "does not exist"
-        raise MasterProfileMissing(
-            details=(
-                f"master profile {master} {state}; create one with `python -m app.cli profile login` "
-                "or `python -m app.cli profile import-cookies FILE`"
-            )
-        )
+    master = layout.require_master()
     started = time.perf_counter()
     clone = Clone.create_sync(layout, clone_id)
     try:
-        _copy_tree(master, clone.path, master, clone.path, (), abort)
+        clone.bytes_copied = _copy_tree(master, clone.path, master, clone.path, (), abort)
     except BaseException:
         clone.remove_sync()
         raise
-    logger.info("clone.created clone_id=%s elapsed_ms=%.1f", clone_id, (time.perf_counter() - started) * 1000)
+    clone.copy_seconds = time.perf_counter() - started
+    logger.info(
+        "clone.created",
+        extra={
+            "clone_id": clone_id,
+            "elapsed_ms": round(clone.copy_seconds * 1000, 1),
+            "bytes": clone.bytes_copied,
+        },
+    )
     return clone
 
 
 def _copy_tree(
     src: Path, dst: Path, master: Path, clone: Path, rel: tuple[str, ...], abort: threading.Event
-) -> None:
-    """Copy `src` (an existing directory) into the existing `dst`, without following any symlink."""
+) -> int:
+    """Copy `src` (an existing directory) into the existing `dst`, without following any symlink.
+
+    Returns the number of file bytes copied.
+    """
+    copied = 0
     try:
         entries = list(os.scandir(src))
     except FileNotFoundError:
-        return
+        return copied
     for entry in entries:
         if abort.is_set():
             raise _CopyAborted
@@ -234,14 +259,16 @@ def _copy_tree(
                 os.symlink(_relocated_link(os.readlink(entry.path), master, clone), target)
             elif entry.is_dir(follow_symlinks=False):
                 os.mkdir(target, 0o700)
-                _copy_tree(Path(entry.path), target, master, clone, (*rel, entry.name), abort)
+                copied += _copy_tree(Path(entry.path), target, master, clone, (*rel, entry.name), abort)
             elif entry.is_file(follow_symlinks=False):
                 # copyfile uses sendfile(2) on Linux: the bytes never pass through Python.
                 shutil.copy2(entry.path, target, follow_symlinks=False)
+                copied += entry.stat(follow_symlinks=False).st_size
             # Sockets and FIFOs have no content to copy.
         except FileNotFoundError:
             # Journals and temp files can vanish between listing and copying; they were transient.
             continue
+    return copied
 
 
 def _skipped(entry: os.DirEntry[str], rel: tuple[str, ...]) -> bool:
@@ -316,11 +343,14 @@ def _older_than(entry: os.DirEntry[str], seconds: float) -> bool:
 def _rmtree(path: Path) -> None:
     """`shutil.rmtree` that treats anything already gone as removed."""
 
-    def ignore_vanished(function: object, failed_path: str, exc_info: tuple) -> None:
-        if not isinstance(exc_info[1], FileNotFoundError):
-            raise exc_info[1]
+    def ignore_vanished(function: object, failed_path: str, error: BaseException) -> None:
+        if not isinstance(error, FileNotFoundError):
+            raise error
 
-    shutil.rmtree(path, onerror=ignore_vanished)
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=ignore_vanished)
+    else:  # `onexc` is 3.12+; on 3.11 `onerror` is the same hook (not yet deprecated there)
+        shutil.rmtree(path, onerror=lambda f, p, info: ignore_vanished(f, p, info[1]))
 
 
 def _unlink_quietly(path: Path) -> None:

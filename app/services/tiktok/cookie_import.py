@@ -3,13 +3,20 @@
 Two formats: the JSON array written by common export extensions (Cookie-Editor, EditThisCookie:
 `name`, `value`, `domain`, `path`, `expirationDate`, `httpOnly`, `secure`, `sameSite`, `hostOnly`)
 and Netscape `cookies.txt` (tab-separated, `#HttpOnly_` prefix on HttpOnly lines).
+
+`--domain-map FROM=TO` rewrites cookie domains before they are matched against the TikTok host, so an
+export made on tiktok.com loads for another host (a stand-in site, a regional domain).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+# (FROM, TO), both lower-case and without a leading dot.
+DomainMap = tuple[str, str]
 
 
 class CookieFileError(ValueError):
@@ -109,3 +116,52 @@ def require_session_cookie(
             f"no TikTok session cookie ({', '.join(session_names)}) for {host} in the file: "
             "export the cookies while logged in to TikTok"
         )
+
+
+def parse_domain_map(spec: str) -> DomainMap:
+    """`FROM=TO` (e.g. `.tiktok.com=127.0.0.1`) → `("tiktok.com", "127.0.0.1")`; ValueError says why not."""
+    source, separator, target = spec.partition("=")
+    source, target = source.strip().lower().lstrip("."), target.strip().lower().lstrip(".")
+    if not separator or not source or not target:
+        raise ValueError(f"{spec!r} is not FROM=TO, e.g. .tiktok.com=127.0.0.1")
+    for domain in (source, target):
+        if any(character.isspace() or character in "/=" for character in domain):
+            raise ValueError(f"{domain!r} is not a cookie domain (no scheme, path or spaces)")
+        if ":" in domain and not _is_ip_address(domain):
+            raise ValueError(f"{domain!r} has a port; cookie domains have none (use the bare host)")
+    return source, target
+
+
+def map_cookie_domains(
+    cookies: Iterable[dict[str, Any]], mapping: Sequence[DomainMap]
+) -> list[dict[str, Any]]:
+    """Rewrite each cookie's domain by the first rule that matches it; unmatched cookies stay as they are.
+
+    FROM matches itself and its subdomains, whose prefix is kept (`www.tiktok.com` → `www.<TO>`); a
+    domain cookie (leading dot) stays one and a host-only cookie stays host-only. An IP address has no
+    subdomains and takes no domain cookies, so every cookie mapped onto one becomes host-only for it.
+    """
+    return [dict(cookie, domain=_mapped_domain(cookie["domain"], mapping)) for cookie in cookies]
+
+
+def _mapped_domain(domain: str, mapping: Sequence[DomainMap]) -> str:
+    bare = domain.lstrip(".").lower()
+    for source, target in mapping:
+        if bare == source:
+            prefix = ""
+        elif bare.endswith("." + source):
+            prefix = bare[: -len(source)]
+        else:
+            continue
+        if _is_ip_address(target):
+            return target
+        return ("." if domain.startswith(".") else "") + prefix + target
+    return domain
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True

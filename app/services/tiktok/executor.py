@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import logging
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from scrapling.fetchers import AsyncStealthySession
 
-from app.services.common.browser import BrowserOptions
+from app.core.config import DetectionSettings
+from app.services.common.browser import BrowserOptions, browser_pids_using
+from app.services.common.driver import DRIVER_LOST, SharedDriver
 from app.services.common.executor import AbstractBrowsingExecutor
 from app.services.common.fingerprint import BrowserIdentity
-from app.services.tiktok.utils.login_detection import DetectionConfig, DetectionResult, LoginDetector
+from app.services.tiktok.utils.login_detection import DetectionResult, LoginDetector
 
-logger = logging.getLogger(__name__)
+BROWSER_EXIT_TIMEOUT = 1.0  # seconds for SIGKILLed browser processes to be gone
 
 
 def proxy_settings(proxy_url: str) -> dict[str, str]:
@@ -31,40 +36,112 @@ def proxy_settings(proxy_url: str) -> dict[str, str]:
 
 
 class TiktokExecutor(AbstractBrowsingExecutor):
-    def __init__(self, profile_dir: Path, options: BrowserOptions, identity: BrowserIdentity):
+    """One browser launched the way Scrapling's stealth session launches it, on a shared driver.
+
+    Without `driver` the executor starts a driver of its own and stops it with the browser.
+    """
+
+    def __init__(
+        self,
+        profile_dir: Path,
+        options: BrowserOptions,
+        identity: BrowserIdentity,
+        driver: SharedDriver | None = None,
+    ):
         super().__init__(profile_dir)
         self._options = options
         self.identity = identity
-        self._stealth: AsyncStealthySession | None = None
+        self._driver = driver if driver is not None else SharedDriver()
+        self._owns_driver = driver is None
+        self._launched: Any = None
+        # Chromium's process group (Playwright starts the browser as a group leader): every process
+        # of this browser, including one whose main thread has already exited.
+        self._browser_group: int | None = None
 
-    async def _launch(self) -> Any:
+    def _stealth_session(self) -> AsyncStealthySession:
+        """Scrapling's stealth session for this browser, configured but never started.
+
+        Its constructor computes everything the stealth launch consists of (flags, ignored default
+        flags, context options, with our `additional_args` on top); `start()` would also start a
+        Patchright driver of its own, which is the one part we replace by the shared driver.
+        """
         options = self._options
-        self._stealth = AsyncStealthySession(
+        return AsyncStealthySession(
             headless=options.headless,
             user_data_dir=str(self.profile_dir.resolve()),
             executable_path=str(options.executable),
             extra_flags=list(options.launch_flags()),
             useragent=self.identity.user_agent,
+            # Launch flags (--lang, --accept-lang): the language holds browser-wide, workers and
+            # the Accept-Language header included, not just in the page's main thread.
+            locale=self.identity.locale,
             proxy=proxy_settings(options.proxy.get_secret_value()) if options.proxy else None,
             google_search=False,
             additional_args=self.identity.context_options(),
             timeout=30_000,
         )
-        await self._stealth.start()
-        context = self._stealth.context
+
+    async def _launch(self) -> Any:
+        stealth = self._stealth_session()
+        # What AsyncStealthySession.start() passes for a persistent context, merged the same way.
+        persistent = {"user_data_dir": stealth._user_data_dir}
+        launch = stealth._browser_options | stealth._context_options | persistent
+        self._launched = await self._driver.launch_persistent_context(
+            launch, on_lost=lambda: self._ended(DRIVER_LOST)
+        )
+        pids = await asyncio.to_thread(browser_pids_using, self.profile_dir)
+        with contextlib.suppress(ProcessLookupError, IndexError):
+            self._browser_group = os.getpgid(pids[0])
+        context = await stealth._initialize_context(stealth._config, self._launched)
         await context.add_init_script(script=self.identity.init_script())
         return context
 
     async def _release(self) -> None:
-        stealth, self._stealth = self._stealth, None
-        if stealth is None:
-            return
-        with contextlib.suppress(Exception):
-            await stealth.close()
-        # Scrapling skips stopping its driver when the launch itself failed or was interrupted.
-        if stealth.playwright is not None:
-            with contextlib.suppress(Exception):
-                await stealth.playwright.stop()
+        context, self._launched = self._launched, None
+        try:
+            if context is not None:
+                await self._driver.release(context)
+        finally:
+            if self._owns_driver:
+                await self._driver.aclose()
+            if self.ended_reason == DRIVER_LOST and self._browser_group is not None:
+                await asyncio.to_thread(_kill_group_and_wait, self._browser_group)
 
-    async def detect_login(self, config: DetectionConfig) -> DetectionResult:
-        return await LoginDetector(self.context, self.page, config).run()
+    async def detect_login(self, knobs: DetectionSettings, start_url: str, timeout: float) -> DetectionResult:
+        return await LoginDetector(self.context, self.page, knobs, start_url, timeout).run()
+
+
+def _kill_group_and_wait(group: int) -> None:
+    """SIGKILL a browser's process group and return once all of it is gone (or the timeout passed).
+
+    A browser whose driver died sees its DevTools pipe close and shuts itself down, writing into its
+    profile as it goes; the profile is deleted right after this, so every thread must be gone, not
+    just signalled. A process can outlive its main thread (a thread blocked in disk I/O dies only
+    when that I/O completes), and then its command line reads empty: a search by `--user-data-dir`
+    no longer finds it, its process group still does.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    deadline = time.monotonic() + BROWSER_EXIT_TIMEOUT
+    while _group_has_live_threads(group) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _stat_fields(stat_file: Path) -> list[str]:
+    """Fields of /proc/…/stat after the command name (which may hold spaces): state, ppid, pgrp, …"""
+    return stat_file.read_text().rsplit(")", 1)[1].split()
+
+
+def _group_has_live_threads(group: int) -> bool:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int(_stat_fields(entry / "stat")[2]) != group:
+                continue
+            # Z: exited (the main thread of a process shows Z while other threads still run).
+            if any(_stat_fields(task / "stat")[0] not in "ZX" for task in (entry / "task").iterdir()):
+                return True
+        except (OSError, IndexError, ValueError):
+            continue
+    return False

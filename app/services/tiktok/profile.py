@@ -1,100 +1,224 @@
-"""Master profile commands (SPEC §6). Each one holds the master's exclusive lock while it works."""
+"""Master profile commands (SPEC §6).
+
+Locks: `login`, `import_cookies`, `export_cookies` and `reset_master` hold the master's exclusive lock
+for as long as they work on it (export too: it runs Chromium on the master, and one profile takes one
+browser). `profile_status` is the service's own session start, so it holds the shared lock while the
+master is copied and no lock while the copy is checked — exactly what a `POST /tiktok/session` does.
+
+Login, import and reset change the master, so each bumps its generation before letting the lock go.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app.core.config import Settings
-from app.core.errors import NotLoggedIn
-from app.services.common.browser import BrowserOptions, browser_version, chromium_flags, find_browser
-from app.services.common.fingerprint import FingerprintSource
+from app.core.errors import LoginNotProven, MasterProfileMissing, SessionStartTimeout, UserDataLocked
+from app.services.common.generation import bump_generation, read_generation
+from app.services.common.profile_lock import ProfileLock
 from app.services.common.user_data import UserDataLayout
-from app.services.tiktok.cookie_import import cookies_for_host, parse_cookie_file, require_session_cookie
+from app.services.tiktok.browser_factory import BrowserFactory
+from app.services.tiktok.cookie_import import (
+    CookieFileError,
+    DomainMap,
+    cookies_for_host,
+    map_cookie_domains,
+    parse_cookie_file,
+    require_session_cookie,
+)
 from app.services.tiktok.executor import TiktokExecutor
 from app.services.tiktok.service import TiktokService
+from app.services.tiktok.utils.login_signals import LoginState
 
 
 @dataclass(frozen=True)
 class ProfileStatus:
-    state: str
+    """What `profile status` reports: the detection's answer, or why there was none."""
+
+    state: LoginState
     method: str
     elapsed_ms: int
     details: str
+    generation: str | None
+    # The master was held exclusively past LOCK_TIMEOUT: nothing was checked, the state is unknown.
+    locked: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state.value,
+            "method": self.method,
+            "elapsed_ms": self.elapsed_ms,
+            "details": self.details,
+            "generation": self.generation,
+        }
 
 
-async def _executor_on_master(settings: Settings, *, headless: bool) -> TiktokExecutor:
-    executable = find_browser(settings.BROWSER_EXECUTABLE)
-    options = BrowserOptions(
-        executable=executable, headless=headless, proxy=settings.PROXY, flags=chromium_flags()
+def locked_details(error: UserDataLocked, lock_timeout: float) -> str:
+    """For people: who may hold the lock, and the setting that says how long to wait for it."""
+    return (
+        f"{error.details} (LOCK_TIMEOUT={lock_timeout:g} s: wait for the write-mode session or profile "
+        "command to end, or raise LOCK_TIMEOUT)"
     )
-    fingerprints = FingerprintSource()
+
+
+def _layout_and_lock(settings: Settings) -> tuple[UserDataLayout, ProfileLock]:
+    layout = UserDataLayout(settings.USER_DATA_DIR)
+    return layout, ProfileLock(layout.lock_file)
+
+
+@contextlib.asynccontextmanager
+async def _browser_on_master(
+    settings: Settings, layout: UserDataLayout, *, headless: bool
+) -> AsyncIterator[TiktokExecutor]:
+    """An executor on the master (not started yet), closed on the way out, and then its factory."""
+    await asyncio.to_thread(layout.master.mkdir, mode=0o700, exist_ok=True)
+    browsers = BrowserFactory(settings)
     try:
-        identity = await fingerprints.take(await browser_version(executable))
-    finally:
-        await fingerprints.aclose()
-    return TiktokExecutor(UserDataLayout(settings.USER_DATA_DIR).master, options, identity)
-
-
-async def login_interactively(settings: Settings) -> None:
-    """A visible window on the master at TikTok; returns when the person closes it."""
-    service = TiktokService(settings)
-    layout = service.layout
-    await asyncio.to_thread(layout.ensure)
-    async with service.lock.exclusive(settings.LOCK_TIMEOUT):
-        layout.master.mkdir(mode=0o700, exist_ok=True)
-        executor = await _executor_on_master(settings, headless=False)
-        ended = asyncio.Event()
-        executor.on_end(lambda _reason: ended.set())
-        await executor.start()
+        executor = await browsers.executor_for(layout.master, headless=headless)
         try:
-            # The window is the person's from here: a slow or failed first load, or the window closed
-            # while loading, is theirs to handle, not a crash of this command.
-            with contextlib.suppress(Exception):
-                await executor.page.goto(settings.TIKTOK_URL)
-            await ended.wait()
+            yield executor
         finally:
             # A clean close is what writes the cookie database to disk.
             await executor.close()
+    finally:
+        # Only after the browser: the factory's driver is the one that runs it.
+        await browsers.aclose()
 
 
-async def import_cookies(settings: Settings, cookie_file: Path) -> int:
-    """Load exported cookies into the master; refuses a file without a TikTok session cookie."""
-    text = await asyncio.to_thread(cookie_file.read_text, encoding="utf-8-sig")
-    cookies = parse_cookie_file(text)
-    tiktok_cookies = cookies_for_host(cookies, settings.tiktok_host)
-    require_session_cookie(tiktok_cookies, settings.TIKTOK_SESSION_COOKIES, settings.tiktok_host)
-    service = TiktokService(settings)
-    await asyncio.to_thread(service.layout.ensure)
-    async with service.lock.exclusive(settings.LOCK_TIMEOUT):
-        service.layout.master.mkdir(mode=0o700, exist_ok=True)
-        executor = await _executor_on_master(settings, headless=True)
-        await executor.start()
+async def login_interactively(settings: Settings) -> str:
+    """A visible window on the master at TikTok; returns the new generation once the person closes it."""
+    layout, lock = _layout_and_lock(settings)
+    await asyncio.to_thread(layout.ensure)
+    async with lock.exclusive(settings.LOCK_TIMEOUT):
         try:
-            await executor.context.add_cookies(tiktok_cookies)
+            async with _browser_on_master(settings, layout, headless=False) as executor:
+                ended = asyncio.Event()
+                executor.on_end(lambda _reason: ended.set())
+                await executor.start()
+                # The window is the person's from here: a slow or failed first load, or the window
+                # closed while loading, is theirs to handle, not a crash of this command.
+                with contextlib.suppress(Exception):
+                    await executor.page.goto(settings.TIKTOK_URL)
+                await ended.wait()
         finally:
-            await executor.close()
+            # Whatever the person did (logged in, out, or nothing), the master may have changed.
+            generation = await asyncio.to_thread(bump_generation, layout)
+    return generation
+
+
+async def import_cookies(settings: Settings, cookie_file: Path, domain_map: Sequence[DomainMap] = ()) -> int:
+    """Load exported cookies into the master; refuses a file without a TikTok session cookie."""
+    try:
+        text = await asyncio.to_thread(cookie_file.read_text, encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise CookieFileError(f"{cookie_file} is not a text file (expected JSON or cookies.txt)") from None
+    except OSError as error:
+        raise CookieFileError(f"cannot read {cookie_file}: {error.strerror}") from None
+    # Mapped before filtering: a tiktok.com export only matches a stand-in host once it is rewritten.
+    cookies = map_cookie_domains(parse_cookie_file(text), domain_map)
+    tiktok_cookies = cookies_for_host(cookies, settings.tiktok_host)
+    require_session_cookie(tiktok_cookies, settings.detection.SESSION_COOKIES, settings.tiktok_host)
+    layout, lock = _layout_and_lock(settings)
+    await asyncio.to_thread(layout.ensure)
+    async with lock.exclusive(settings.LOCK_TIMEOUT):
+        async with _browser_on_master(settings, layout, headless=True) as executor:
+            await executor.start()
+            try:
+                await executor.context.add_cookies(tiktok_cookies)
+            except Exception as error:  # noqa: BLE001 - Playwright's Error, raised for a cookie it refuses
+                raise CookieFileError(
+                    f"Chromium refused the cookies: {_refusal(error, tiktok_cookies)}"
+                ) from None
+        await asyncio.to_thread(bump_generation, layout)
     return len(tiktok_cookies)
 
 
+def _refusal(error: Exception, cookies: Sequence[dict[str, Any]]) -> str:
+    # Playwright names the field it refuses ("Invalid cookie fields", "should have a valid expires");
+    # should a message ever quote a cookie, it is withheld rather than printed with the account's secret.
+    reason = str(error).splitlines()[0].removeprefix("BrowserContext.add_cookies: ") if str(error) else ""
+    if not reason or any(cookie["value"] and cookie["value"] in reason for cookie in cookies):
+        return f"{type(error).__name__} (a domain, path or expiry it does not accept)"
+    return reason
+
+
+async def export_cookies(settings: Settings) -> list[dict[str, Any]]:
+    """The master's cookies for the TikTok host (domain cookies included), as Playwright reports them."""
+    layout, lock = _layout_and_lock(settings)
+    async with lock.exclusive(settings.LOCK_TIMEOUT):
+        await asyncio.to_thread(layout.require_master)
+        async with _browser_on_master(settings, layout, headless=True) as executor:
+            await executor.start()
+            # Through the browser: the values in Default/Cookies may be encrypted with the OS keyring's
+            # key, which only Chromium itself can use.
+            cookies = await executor.context.cookies()
+    return cookies_for_host(cookies, settings.tiktok_host)
+
+
+async def reset_master(settings: Settings) -> bool:
+    """Delete the master profile; False when there was none. Asking the person first is the caller's job."""
+    layout, lock = _layout_and_lock(settings)
+    async with lock.exclusive(settings.LOCK_TIMEOUT):
+        deleted = await asyncio.to_thread(_delete_master, layout)
+        if deleted:
+            await asyncio.to_thread(bump_generation, layout)
+    return deleted
+
+
+def _delete_master(layout: UserDataLayout) -> bool:
+    if not layout.master.exists():
+        return False
+    shutil.rmtree(layout.master)
+    return True
+
+
 async def profile_status(settings: Settings) -> ProfileStatus:
-    """The service's own detection, on a throw-away clone."""
-    service = TiktokService(settings)
-    await service.start()
+    """The service's own detection, on a throw-away clone (the shared lock is held while copying)."""
     started = time.monotonic()
+    service = TiktokService(settings)
+    await asyncio.to_thread(service.layout.ensure)
     try:
-        session = await service.create()
-        login = session.login
-        assert login is not None
-        return ProfileStatus(login.state.value, login.method, login.elapsed_ms, "logged in")
-    except NotLoggedIn as error:
-        extra = error.extra
-        elapsed = int((time.monotonic() - started) * 1000)
-        return ProfileStatus(
-            str(extra.get("state", "logged_out")), str(extra.get("method", "")), elapsed, error.details or ""
-        )
+        try:
+            session = await service.create()
+            assert session.login is not None
+            login = session.login
+        except LoginNotProven as not_proven:
+            login = not_proven.login  # type: ignore[assignment]
+        except (MasterProfileMissing, SessionStartTimeout, UserDataLocked) as error:
+            return await _status_without_detection(settings, service.layout, error, started)
     finally:
         await service.shutdown()
+    return ProfileStatus(
+        state=login.state,
+        method=login.method,
+        elapsed_ms=login.elapsed_ms,
+        details=login.describe(),
+        generation=await asyncio.to_thread(read_generation, service.layout),
+    )
+
+
+async def _status_without_detection(
+    settings: Settings,
+    layout: UserDataLayout,
+    error: MasterProfileMissing | SessionStartTimeout | UserDataLocked,
+    started: float,
+) -> ProfileStatus:
+    elapsed_ms = int((time.monotonic() - started) * 1000)
+    generation = await asyncio.to_thread(read_generation, layout)
+    locked = isinstance(error, UserDataLocked)
+    if isinstance(error, MasterProfileMissing):
+        state, method, details = LoginState.LOGGED_OUT, "no_master", error.details or ""
+    elif locked:
+        state, method = LoginState.UNCERTAIN, "locked"
+        details = locked_details(error, settings.LOCK_TIMEOUT)
+    else:
+        # The page did not load, or the browser did not decide in time: nothing says logged out.
+        state, method, details = LoginState.UNCERTAIN, error.extra.get("method", "timeout"), str(error)
+    return ProfileStatus(state, method, elapsed_ms, details, generation, locked=locked)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import math
+import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -13,75 +15,130 @@ from pathlib import Path
 from app.core.config import Settings
 from app.core.errors import (
     BrowserLaunchFailed,
-    MasterProfileMissing,
-    NotLoggedIn,
+    LoginNotProven,
     ServiceError,
     SessionNotFound,
     SessionStartTimeout,
     TooManySessions,
 )
+from app.core.metrics import Metrics
 from app.core.redaction import redact_proxy
 from app.schemas.tiktok import SessionMode
-from app.services.common.browser import BrowserOptions, browser_version, chromium_flags, find_browser
-from app.services.common.fingerprint import FingerprintSource
+from app.services.common.browser import find_browser
+from app.services.common.generation import bump_generation, read_generation
 from app.services.common.profile_lock import HeldLock, ProfileLock
 from app.services.common.user_data import UserDataLayout, clone_master, sweep_orphan_clones
-from app.services.tiktok.executor import TiktokExecutor
+from app.services.tiktok.browser_factory import BrowserFactory
 from app.services.tiktok.session import LiveSession
-from app.services.tiktok.utils.cookie_store import read_cookie_rows, stored_cookie_signal
-from app.services.tiktok.utils.login_detection import DetectionConfig, DetectionResult
-from app.services.tiktok.utils.login_signals import LoginState, Verdict
+from app.services.tiktok.utils.login_detection import DetectionResult, check_stored_cookies, reprove
+from app.services.tiktok.warm_pool import WarmPool
 
 logger = logging.getLogger(__name__)
-
-PROFILE_HOWTO = (
-    "No master profile yet. Create one with `python -m app.cli profile login` (log in by hand in the "
-    "window that opens) or `python -m app.cli profile import-cookies FILE`."
-)
 
 
 class _MasterHold:
     """Write mode keeps the master's exclusive lock, instead of a clone, for the session's life."""
 
-    def __init__(self, held: HeldLock):
+    def __init__(self, held: HeldLock, layout: UserDataLayout):
         self._held = held
+        self._layout = layout
 
     async def remove(self) -> None:
-        self._held.release()
+        if not self._held.held:
+            return
+        try:
+            # The session may have changed the master: warm sessions cloned before are now stale. Bumped
+            # while the lock is still held, so no reader copies the new master under the old marker.
+            await asyncio.to_thread(bump_generation, self._layout)
+        finally:
+            self._held.release()
+
+
+def _ms_since(mark: float) -> float:
+    return round((time.perf_counter() - mark) * 1000, 1)
 
 
 class TiktokService:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, metrics: Metrics | None = None):
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.layout = UserDataLayout(settings.USER_DATA_DIR)
         self.lock = ProfileLock(self.layout.lock_file)
-        self.detection = DetectionConfig.from_settings(settings)
-        self.fingerprints = FingerprintSource()
+        self.browsers = BrowserFactory(settings)
         self._sessions: dict[str, LiveSession] = {}
         self._starting = 0
+        # Write mode runs on the master itself: there is nothing to hold ready.
+        self.metrics.watch(self)
+        self.warm = WarmPool(
+            size=0 if settings.WRITE_MODE else settings.WARM_SESSIONS,
+            recheck_interval=settings.WARM_RECHECK_INTERVAL,
+            open_session=self._open_new,
+            reprove=self._reprove,
+            current_generation=self.generation,
+        )
 
     async def start(self) -> None:
         await asyncio.to_thread(self.layout.ensure)
         removed = await sweep_orphan_clones(self.layout)
         if removed:
-            logger.info("clones.swept count=%d", len(removed))
-        self.fingerprints.prepare()
+            logger.info("clones.swept", extra={"count": len(removed)})
+        self.browsers.prepare()
+        self.warm.start()
         proxy = self.settings.PROXY.get_secret_value() if self.settings.PROXY else None
         logger.info(
-            "service.started user_data=%s tiktok_url=%s proxy=%s write_mode=%s",
-            self.settings.USER_DATA_DIR,
-            self.settings.TIKTOK_URL,
-            redact_proxy(proxy),
-            self.settings.WRITE_MODE,
+            "service.started",
+            extra={
+                "user_data": str(self.settings.USER_DATA_DIR),
+                "tiktok_url": self.settings.TIKTOK_URL,
+                "proxy": redact_proxy(proxy),
+                "write_mode": self.settings.WRITE_MODE,
+            },
         )
 
-    async def shutdown(self) -> None:
+    async def end_all_sessions(self) -> None:
+        """Close every session (waiting clients answered, relays closed with 1000). Idempotent."""
+        await self.warm.aclose()
         await asyncio.gather(*(s.close("shutdown") for s in list(self._sessions.values())))
-        await self.fingerprints.aclose()
+
+    async def shutdown(self) -> None:
+        await self.end_all_sessions()
+        await self.browsers.aclose()
+
+    async def readiness(self) -> dict[str, str]:
+        """What GET /ready reports: each part the service needs, "ok" or why not."""
+        return await asyncio.to_thread(self._readiness_sync)
+
+    def _readiness_sync(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        for name, check in (
+            ("browser", lambda: find_browser(self.settings.BROWSER_EXECUTABLE)),
+            ("master", self.layout.require_master),
+            ("clones", self._clones_writable),
+        ):
+            try:
+                check()
+                checks[name] = "ok"
+            except ServiceError as error:
+                checks[name] = str(error.details)
+            except OSError as error:
+                checks[name] = f"{type(error).__name__}: {error.strerror}"
+        return checks
+
+    def _clones_writable(self) -> None:
+        if not os.access(self.layout.clones, os.W_OK | os.X_OK):
+            raise OSError(errno.EACCES, f"{self.layout.clones} is not writable")
+
+    async def generation(self) -> str | None:
+        """The master's generation marker (changes whenever the master changes)."""
+        return await asyncio.to_thread(read_generation, self.layout)
+
+    def find(self, session_id: str) -> LiveSession | None:
+        session = self._sessions.get(session_id)
+        return session if session is not None and session.state == "live" else None
 
     def get(self, session_id: str) -> LiveSession:
-        session = self._sessions.get(session_id)
-        if session is None or session.state == "closing":
+        session = self.find(session_id)
+        if session is None:
             raise SessionNotFound(f"no live session with id {session_id}")
         return session
 
@@ -93,35 +150,81 @@ class TiktokService:
     def live(self) -> list[LiveSession]:
         return [s for s in self._sessions.values() if s.state == "live"]
 
+    def live_by_mode(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for session in self.live():
+            counts[session.mode.value] = counts.get(session.mode.value, 0) + 1
+        return counts
+
+    def warm_ready(self) -> int:
+        return self.warm.ready_count
+
+    def relays_open(self) -> int:
+        return sum(session.relays.open_count for session in self.live())
+
     async def end(self, session_id: str, reason: str = "deleted") -> None:
         await self.get(session_id).close(reason)
 
     async def create(self) -> LiveSession:
-        self._reserve_slot()
-        mode = SessionMode.WRITE if self.settings.WRITE_MODE else SessionMode.READ
-        session = LiveSession(str(uuid.uuid4()), mode, self.settings.MAX_SESSION_DURATION)
+        started = time.perf_counter()
         try:
-            await self._open(session)
-        except BaseException as error:
-            await session.close("start_failed")
-            if isinstance(error, ServiceError | asyncio.CancelledError):
-                raise
-            logger.exception("session.start_failed id=%s", session.id)
-            raise ServiceError("the session could not be started; see the service log") from None
-        finally:
-            self._starting -= 1
+            self._reserve_slot()
+            try:
+                warm = await self.warm.take()
+                session = warm or await self._open_new()
+            finally:
+                self._starting -= 1
+        except ServiceError as error:
+            self.metrics.sessions_created.labels(error.code).inc()
+            raise
+        self.metrics.sessions_created.labels("ok").inc()
+        self.metrics.creation_seconds.labels("warm" if warm else "cold").observe(
+            time.perf_counter() - started
+        )
         self._sessions[session.id] = session
         session.go_live(self._forget)
         login = session.login
         assert login is not None
         logger.info(
-            "session.created id=%s mode=%s login_method=%s detect_ms=%d",
-            session.id,
-            mode.value,
-            login.method,
-            login.elapsed_ms,
+            "session.created",
+            extra={
+                "session_id": session.id,
+                "mode": session.mode.value,
+                "login_method": login.method,
+                "detect_ms": login.elapsed_ms,
+                "phases_ms": session.phase_ms,
+            },
         )
         return session
+
+    async def _open_new(self) -> LiveSession:
+        """Clone, launch and prove a session; on any failure nothing of it is left."""
+        mode = SessionMode.WRITE if self.settings.WRITE_MODE else SessionMode.READ
+        session = LiveSession(str(uuid.uuid4()), mode, self.settings)
+        try:
+            await self._open(session)
+        except BaseException as error:
+            await session.close("start_failed")
+            if isinstance(error, asyncio.CancelledError):
+                raise
+            if not isinstance(error, ServiceError):
+                logger.exception("session.start_failed", extra={"session_id": session.id})
+                error = ServiceError("the session could not be started; see the service log")
+            logger.info("session.start_failed", extra={"session_id": session.id, "code": error.code})
+            raise error from None
+        return session
+
+    async def _reprove(self, session: LiveSession) -> DetectionResult:
+        executor = session.executor
+        assert executor is not None
+        settings = self.settings
+        return await reprove(
+            executor.context,
+            executor.page,
+            settings.detection,
+            settings.TIKTOK_URL,
+            settings.LOGIN_DETECTION_TIMEOUT,
+        )
 
     def _reserve_slot(self) -> None:
         # No await between the check and the increment: concurrent requests cannot both pass.
@@ -141,41 +244,48 @@ class TiktokService:
 
     def _forget(self, session: LiveSession) -> None:
         self._sessions.pop(session.id, None)
+        self.metrics.session_ends.labels(session.end_reason or "unknown").inc()
+
+    async def _hold_profile(self, session: LiveSession) -> Path:
+        """The profile the session's browser runs on: a fresh clone, or (write mode) the master itself."""
+        # Waiting for the profile lock is not part of the start budget: that wait is LOCK_TIMEOUT's.
+        if session.mode is SessionMode.WRITE:
+            master = await asyncio.to_thread(self.layout.require_master)
+            session.profile = _MasterHold(await self.lock.exclusive(self.settings.LOCK_TIMEOUT), self.layout)
+            return master
+        clone = await clone_master(self.layout, self.lock, self.settings.LOCK_TIMEOUT, session.id)
+        self.metrics.clone_bytes.inc(clone.bytes_copied)
+        self.metrics.clone_seconds.observe(clone.copy_seconds)
+        session.profile = clone
+        return clone.path
 
     async def _open(self, session: LiveSession) -> None:
         settings = self.settings
-        # Waiting for the profile lock is not part of the start budget: that wait is LOCK_TIMEOUT's.
-        if session.mode is SessionMode.WRITE:
-            if not (self.layout.master / "Default").is_dir():
-                raise MasterProfileMissing(PROFILE_HOWTO, state="logged_out", method="no_master")
-            held = await self.lock.exclusive(settings.LOCK_TIMEOUT)
-            session.profile = _MasterHold(held)
-            profile_dir = self.layout.master
-        else:
-            try:
-                clone = await clone_master(self.layout, self.lock, settings.LOCK_TIMEOUT, session.id)
-            except MasterProfileMissing as missing:
-                raise MasterProfileMissing(missing.details, state="logged_out", method="no_master") from None
-            session.profile = clone
-            profile_dir = clone.path
-
-        stored = await self._stored_cookies(profile_dir)
+        phases = session.phase_ms
+        mark = time.perf_counter()
+        profile_dir = await self._hold_profile(session)
+        phases["clone"], mark = _ms_since(mark), time.perf_counter()
+        stored = await check_stored_cookies(profile_dir, settings.tiktok_host, settings.detection)
         if stored is not None:
             session.login = stored
             self._check_login(stored)
-
         try:
             async with asyncio.timeout(settings.SESSION_START_TIMEOUT):
-                options = await self._browser_options()
-                identity = await self.fingerprints.take(await browser_version(options.executable))
-                executor = TiktokExecutor(profile_dir, options, identity)
+                executor = await self.browsers.executor_for(profile_dir)
                 session.executor = executor
                 try:
                     await executor.start()
                 except Exception as error:
-                    logger.error("browser.launch_failed id=%s error=%s", session.id, type(error).__name__)
+                    logger.error(
+                        "browser.launch_failed",
+                        extra={"session_id": session.id, "error": type(error).__name__},
+                    )
                     raise BrowserLaunchFailed("Chromium failed to start; see the service log") from None
-                session.login = await executor.detect_login(self.detection)
+                phases["launch"], mark = _ms_since(mark), time.perf_counter()
+                session.login = await executor.detect_login(
+                    settings.detection, settings.TIKTOK_URL, settings.LOGIN_DETECTION_TIMEOUT
+                )
+                phases["detect"] = _ms_since(mark)
         except TimeoutError:
             raise SessionStartTimeout(
                 "the browser did not start, load TikTok and decide within "
@@ -189,53 +299,15 @@ class TiktokService:
             )
         self._check_login(session.login)
 
-    async def _stored_cookies(self, profile_dir: Path) -> DetectionResult | None:
-        """No session cookie stored at all: logged out, known before any browser starts."""
-        started = time.monotonic()
-        rows = await asyncio.to_thread(read_cookie_rows, profile_dir)
-        signal = stored_cookie_signal(
-            rows, self.settings.tiktok_host, self.settings.TIKTOK_SESSION_COOKIES, time.time()
-        )
-        if signal.verdict is not Verdict.LOGGED_OUT:
-            return None
-        return DetectionResult(
-            state=LoginState.LOGGED_OUT,
-            method=signal.source.value,
-            elapsed_ms=int((time.monotonic() - started) * 1000),
-            evidence=(f"{signal.source.value}={signal.verdict.value}: {signal.evidence}",),
-            page_loaded=False,
-        )
-
-    async def _browser_options(self) -> BrowserOptions:
-        executable = await asyncio.to_thread(find_browser, self.settings.BROWSER_EXECUTABLE)
-        return BrowserOptions(
-            executable=executable,
-            headless=self.settings.HEADLESS,
-            proxy=self.settings.PROXY,
-            flags=chromium_flags(),
-        )
-
     def _check_login(self, login: DetectionResult) -> None:
-        if login.state is LoginState.LOGGED_IN:
+        self.metrics.login_decisions.labels(login.method, login.state.value).inc()
+        self.metrics.detection_seconds.observe(login.elapsed_ms / 1000)
+        if login.proven:
             return
         timeout = self.settings.LOGIN_DETECTION_TIMEOUT
-        if login.state is LoginState.UNCERTAIN and not login.page_loaded:
+        if login.state == "uncertain" and not login.page_loaded:
             reason = login.navigation_error or f"TikTok did not load within {timeout:g} s"
             raise SessionStartTimeout(
                 f"TikTok page did not load: {reason}", method=login.method, timeout=timeout
             )
-        if login.state is LoginState.LOGGED_OUT:
-            details = (
-                f"the profile copy is not logged in to TikTok ({login.deciding_evidence()}); "
-                "log the master in again"
-            )
-        else:
-            details = "login could not be confirmed (wall, conflicting or missing signals)"
-        raise NotLoggedIn(
-            f"{details} [{login.method}]",
-            state=login.state.value,
-            method=login.method,
-            timeout=timeout,
-            retry_count=login.refreshes,
-            elapsed_ms=login.elapsed_ms,
-        )
+        raise LoginNotProven(login, timeout)

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from starlette.websockets import WebSocket
+
+from app.core.config import Settings
+from app.core.errors import SessionNotFound
 from app.schemas.tiktok import LoginInfo, SessionInfo, SessionMode, TikTokLoginState
+from app.services.common.cdp_relay import RelayHub
 from app.services.common.executor import AbstractBrowsingExecutor
 from app.services.tiktok.utils.login_detection import DetectionResult
 
 logger = logging.getLogger(__name__)
+
+SCREENSHOT_TIMEOUT_MS = 10_000
 
 
 class ProfileHold(Protocol):
@@ -23,18 +31,28 @@ class ProfileHold(Protocol):
 
 
 class LiveSession:
-    def __init__(self, session_id: str, mode: SessionMode, max_duration: float):
+    def __init__(self, session_id: str, mode: SessionMode, settings: Settings):
         self.id = session_id
         self.mode = mode
+        # Lets the session's own routes (/cdp, /screenshot, /view) be opened from a bare URL; dies with it.
+        self.token = secrets.token_urlsafe(32)
         self.created_at = datetime.now(UTC)
-        self.expires_at = self.created_at + timedelta(seconds=max_duration)
+        self.expires_at = self.created_at + timedelta(seconds=settings.MAX_SESSION_DURATION)
         self.state = "starting"
         self.login: DetectionResult | None = None
         self.executor: AbstractBrowsingExecutor | None = None
         self.profile: ProfileHold | None = None
         self.end_reason: str | None = None
-        self._max_duration = max_duration
-        self._expiry: asyncio.TimerHandle | None = None
+        self.ended = asyncio.Event()
+        # How long each step of opening took (clone, launch, detect), for logs and the benchmark.
+        self.phase_ms: dict[str, float] = {}
+        self.relays = RelayHub()
+        # Set when a remote client sends Browser.close, so the browser's end is told apart from a crash.
+        self._client_closed_browser = False
+        self.max_duration = settings.MAX_SESSION_DURATION
+        self.idle_timeout = settings.SESSION_IDLE_TIMEOUT
+        self._last_activity = time.monotonic()
+        self._timers: list[asyncio.TimerHandle] = []
         self._closing: asyncio.Task[None] | None = None
         self._on_closed: Callable[[LiveSession], None] | None = None
 
@@ -42,13 +60,65 @@ class LiveSession:
         """Called once the login is proven: from now on the session ends by itself when it must."""
         self.state = "live"
         self._on_closed = on_closed
+        loop = asyncio.get_running_loop()
         # The client gets the whole MAX_SESSION_DURATION from hand-out, not minus the start-up time.
-        self.expires_at = datetime.now(UTC) + timedelta(seconds=self._max_duration)
-        self._expiry = asyncio.get_running_loop().call_later(
-            self._max_duration, self.close_soon, "max_duration"
-        )
+        self.expires_at = datetime.now(UTC) + timedelta(seconds=self.max_duration)
+        self._timers.append(loop.call_later(self.max_duration, self.close_soon, "max_duration"))
+        self.touch()
+        if self.idle_timeout:
+            self._timers.append(loop.call_later(self.idle_timeout, self._check_idle))
         if self.executor is not None:
-            self.executor.on_end(self.close_soon)
+            self.executor.on_end(self._browser_ended)
+            if self.executor.ended_reason is not None:
+                # Ended between its last check and now (a warm session's browser, say): end at once.
+                self._browser_ended(self.executor.ended_reason)
+
+    def _browser_ended(self, reason: str) -> None:
+        self.close_soon("client_closed" if self._client_closed_browser else reason)
+
+    def _client_sent_browser_close(self) -> None:
+        self._client_closed_browser = True
+
+    def _relay_activity(self, _direction: str) -> None:
+        self.touch()
+
+    async def attach(self, client: WebSocket) -> None:
+        """Relay a remote client to this session's browser until either side leaves or the session ends."""
+        endpoint = self.executor.devtools_url if self.executor is not None else None
+        if endpoint is None:
+            await client.close(code=1011, reason="the session's browser has no DevTools endpoint")
+            return
+        await self.relays.relay(
+            client,
+            endpoint,
+            on_activity=self._relay_activity,
+            on_browser_close=self._client_sent_browser_close,
+        )
+
+    def touch(self) -> None:
+        """Activity (CDP traffic, an API call for the session): pushes the idle timeout back. Cheap."""
+        self._last_activity = time.monotonic()
+
+    @property
+    def idle_expires_at(self) -> datetime | None:
+        if not self.idle_timeout:
+            return None
+        left = self.idle_timeout - (time.monotonic() - self._last_activity)
+        return datetime.now(UTC) + timedelta(seconds=max(0.0, left))
+
+    def _check_idle(self) -> None:
+        # One timer re-armed for the time left, rather than a timer reset on every CDP frame.
+        left = self.idle_timeout - (time.monotonic() - self._last_activity)
+        if left <= 0:
+            self.close_soon("idle")
+        elif self._closing is None:
+            self._timers.append(asyncio.get_running_loop().call_later(left, self._check_idle))
+
+    async def screenshot(self, full_page: bool = False) -> bytes:
+        """PNG of the page a person would be looking at: the most recently opened one still open."""
+        if self.executor is None or (page := self.executor.active_page()) is None:
+            raise SessionNotFound(f"session {self.id} has no open page")
+        return await page.screenshot(type="png", full_page=full_page, timeout=SCREENSHOT_TIMEOUT_MS)
 
     def close_soon(self, reason: str) -> None:
         """For callbacks that cannot await (timers, browser events)."""
@@ -65,9 +135,11 @@ class LiveSession:
         started = time.monotonic()
         self.state = "closing"
         self.end_reason = reason
-        if self._expiry is not None:
-            self._expiry.cancel()
+        for timer in self._timers:
+            timer.cancel()
         try:
+            # Every attached client gets a normal close frame before its browser goes away.
+            await self.relays.close_all()
             if self.executor is not None:
                 await self.executor.close()
         finally:
@@ -75,11 +147,14 @@ class LiveSession:
                 await self.profile.remove()
             if self._on_closed is not None:
                 self._on_closed(self)
+            self.ended.set()
             logger.info(
-                "session.closed id=%s reason=%s close_ms=%d",
-                self.id,
-                reason,
-                int((time.monotonic() - started) * 1000),
+                "session.closed",
+                extra={
+                    "session_id": self.id,
+                    "reason": reason,
+                    "close_ms": int((time.monotonic() - started) * 1000),
+                },
             )
 
     def info(self) -> SessionInfo:
@@ -89,10 +164,12 @@ class LiveSession:
             state=self.state,
             created_at=self.created_at,
             expires_at=self.expires_at,
+            idle_expires_at=self.idle_expires_at,
             login=LoginInfo(
-                state=TikTokLoginState(login.state.value) if login else TikTokLoginState.UNCERTAIN,
+                state=login.state if login else TikTokLoginState.UNCERTAIN,
                 method=login.method if login else "pending",
                 elapsed_ms=login.elapsed_ms if login else 0,
+                verified_at=login.verified_at if login else None,
             ),
             mode=self.mode,
         )

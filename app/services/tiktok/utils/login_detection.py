@@ -1,9 +1,9 @@
-"""Login detection on a live page: collectors that drive the page, run concurrently under one deadline.
+"""Login detection: the whole decision from a profile (and its live page) to a `DetectionResult`.
 
-Each collector observes one thing (cookies, an account lookup, the rehydration block, the URL, the
-header, walls) and reports a `Signal`; `decide()` turns whatever has arrived into a decision. The first
-conclusive decision wins; an inconclusive page gets one soft refresh; the whole run is bounded by
-`LOGIN_DETECTION_TIMEOUT`.
+`check_stored_cookies` looks at the profile's cookie database before any browser starts. On the live
+page, `LoginDetector` runs one collector per signal concurrently (each built on a probe from
+`page_probes`) and feeds what arrives to the pure `decide()`. The first conclusive decision wins; an
+inconclusive page gets one soft refresh; the whole run is bounded by `LOGIN_DETECTION_TIMEOUT`.
 """
 
 from __future__ import annotations
@@ -14,104 +14,21 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from app.core.config import Settings
+from app.core.config import DetectionSettings
+from app.services.tiktok.utils import page_probes as probe
 from app.services.tiktok.utils import signal_readers as read
-from app.services.tiktok.utils.login_signals import (
-    Decision,
-    LoginState,
-    Signal,
-    Source,
-    Verdict,
-    decide,
-)
+from app.services.tiktok.utils.cookie_store import read_cookie_rows, stored_cookie_signal
+from app.services.tiktok.utils.login_signals import Decision, LoginState, Signal, Verdict, decide
 
 logger = logging.getLogger(__name__)
 
-# Runs in Patchright's isolated world: the page's own scripts can neither see nor tamper with it,
-# while fetch() still carries the page origin's cookies.
-_ACCOUNT_FETCH_JS = """
-async (path) => {
-  try {
-    const response = await fetch(path, {credentials: 'include', headers: {accept: 'application/json'}});
-    return {status: response.status, body: await response.text()};
-  } catch (error) {
-    return {status: null, body: null};
-  }
-}
-"""
-
-_REHYDRATION_JS = """
-() => {
-  const block = document.getElementById('__UNIVERSAL_DATA_FOR_REHYDRATION__');
-  return block ? block.textContent : null;
-}
-"""
-
-_SELECTOR_HITS_JS = """
-({groups, banTexts}) => {
-  const hits = (selectors) => selectors.filter((selector) => {
-    try { return document.querySelector(selector) !== null; } catch (error) { return false; }
-  });
-  const result = {};
-  for (const [name, selectors] of Object.entries(groups)) result[name] = hits(selectors);
-  const body = document.body;
-  const inert = new Set(['SCRIPT', 'STYLE', 'LINK', 'META', 'NOSCRIPT', 'TEMPLATE']);
-  const visibleElements = body ? [...body.children].filter((child) => !inert.has(child.tagName)) : [];
-  const bodyText = body ? (body.innerText || '') : '';
-  result.empty = !body || (visibleElements.length === 0 && !bodyText.trim());
-  // A ban notice is a dialog or a short page of its own; a long feed quoting the words is not one.
-  const notices = [...document.querySelectorAll('[role="dialog"], [role="alertdialog"], [role="alert"]')]
-    .map((element) => element.innerText || '');
-  if (bodyText.length < 1500) notices.push(bodyText);
-  const lowered = notices.map((text) => text.toLowerCase());
-  result.banText = banTexts.filter((phrase) => lowered.some((text) => text.includes(phrase.toLowerCase())));
-  return result;
-}
-"""
-
-
 HEADER_WAIT_SHARE = 0.5  # of LOGIN_DETECTION_TIMEOUT, counted from DOMContentLoaded
 CONFIRM_LOAD_SHARE = 0.25  # of LOGIN_DETECTION_TIMEOUT: longest wait for the load event before answering
-
-
-@dataclass(frozen=True)
-class DetectionConfig:
-    start_url: str
-    origin: str
-    account_info_url: str
-    account_response_patterns: tuple[str, ...]
-    session_cookies: tuple[str, ...]
-    guard_cookie: str
-    logged_in_selectors: tuple[str, ...]
-    logged_out_selectors: tuple[str, ...]
-    captcha_selectors: tuple[str, ...]
-    captcha_frame_hosts: tuple[str, ...]
-    ban_selectors: tuple[str, ...]
-    ban_texts: tuple[str, ...]
-    login_path: str
-    timeout: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DetectionConfig:
-        return cls(
-            start_url=settings.TIKTOK_URL,
-            origin=settings.tiktok_origin,
-            account_info_url=urljoin(settings.TIKTOK_URL, settings.TIKTOK_ACCOUNT_INFO_PATH),
-            account_response_patterns=tuple(settings.TIKTOK_ACCOUNT_RESPONSE_PATTERNS),
-            session_cookies=tuple(settings.TIKTOK_SESSION_COOKIES),
-            guard_cookie=settings.TIKTOK_SESSION_GUARD_COOKIE,
-            logged_in_selectors=tuple(settings.TIKTOK_LOGGED_IN_SELECTORS),
-            logged_out_selectors=tuple(settings.TIKTOK_LOGGED_OUT_SELECTORS),
-            captcha_selectors=tuple(settings.TIKTOK_CAPTCHA_SELECTORS),
-            captcha_frame_hosts=tuple(settings.TIKTOK_CAPTCHA_FRAME_HOSTS),
-            ban_selectors=tuple(settings.TIKTOK_BAN_SELECTORS),
-            ban_texts=tuple(settings.TIKTOK_BAN_TEXTS),
-            login_path=settings.TIKTOK_LOGIN_PATH,
-            timeout=settings.LOGIN_DETECTION_TIMEOUT,
-        )
 
 
 @dataclass(frozen=True)
@@ -119,18 +36,58 @@ class DetectionResult:
     state: LoginState
     method: str
     elapsed_ms: int
-    evidence: tuple[str, ...]
+    signals: tuple[Signal, ...]
     page_loaded: bool
     refreshes: int = 0
     navigation_error: str | None = None
+    verified_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
-    def deciding_evidence(self) -> str:
-        """What the deciding signal saw, e.g. `account info error: session_expired`."""
-        prefix = f"{self.method}="
-        for entry in reversed(self.evidence):
-            if entry.startswith(prefix):
-                return entry.split(": ", 1)[-1]
-        return self.method
+    @property
+    def proven(self) -> bool:
+        return self.state is LoginState.LOGGED_IN
+
+    def deciding_signal(self) -> Signal | None:
+        # A later "no answer" from the same source never replaces the answer that decided.
+        return next(
+            (
+                s
+                for s in reversed(self.signals)
+                if s.source.value == self.method and s.verdict is not Verdict.NONE
+            ),
+            None,
+        )
+
+    def describe(self) -> str:
+        """For people: what was decided and what the deciding signal saw."""
+        deciding = self.deciding_signal()
+        seen = f" ({deciding.evidence})" if deciding is not None and deciding.evidence else ""
+        if self.state is LoginState.LOGGED_OUT:
+            return (
+                f"the profile copy is not logged in to TikTok{seen}; log the master in again [{self.method}]"
+            )
+        if self.state is LoginState.LOGGED_IN:
+            return f"logged in{seen} [{self.method}]"
+        walls = [s.evidence for s in self.signals if s.verdict is Verdict.WALL]
+        why = f": {walls[0]}" if walls else " (conflicting or missing signals)"
+        return f"login could not be confirmed{why} [{self.method}]"
+
+
+async def check_stored_cookies(
+    profile_dir: Path, host: str, knobs: DetectionSettings
+) -> DetectionResult | None:
+    """LOGGED_OUT when the profile stores no session cookie at all, known before any browser starts."""
+    started = time.monotonic()
+    rows = await asyncio.to_thread(read_cookie_rows, profile_dir)
+    signal = stored_cookie_signal(rows, host, knobs.SESSION_COOKIES, time.time())
+    if signal.verdict is not Verdict.LOGGED_OUT:
+        return None
+    return DetectionResult(
+        state=LoginState.LOGGED_OUT,
+        method=signal.source.value,
+        elapsed_ms=int((time.monotonic() - started) * 1000),
+        signals=(signal,),
+        page_loaded=False,
+    )
 
 
 @dataclass
@@ -141,21 +98,20 @@ class _PageVisit:
     committed: asyncio.Event = field(default_factory=asyncio.Event)
     document_status: int | None = None
     navigation_error: str | None = None
-    loaded: bool = False
-
-
-async def collect_cookies(context: Any, config: DetectionConfig) -> Signal:
-    cookies = await context.cookies([config.origin])
-    return read.read_cookies(cookies, config.session_cookies, config.guard_cookie, time.time())
 
 
 class LoginDetector:
     """Runs the collectors on one page of one browser context and returns a `DetectionResult`."""
 
-    def __init__(self, context: Any, page: Any, config: DetectionConfig):
+    def __init__(self, context: Any, page: Any, knobs: DetectionSettings, start_url: str, timeout: float):
         self._context = context
         self._page = page
-        self._config = config
+        self._knobs = knobs
+        self._start_url = start_url
+        parts = urlsplit(start_url)
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._account_info_url = urljoin(start_url, knobs.ACCOUNT_INFO_PATH)
+        self._timeout = timeout
         self._signals: list[Signal] = []
         self._inbox: asyncio.Queue[Signal] = asyncio.Queue()
         self._visit = _PageVisit()
@@ -165,22 +121,19 @@ class LoginDetector:
 
     async def run(self) -> DetectionResult:
         started = time.monotonic()
-        deadline = started + self._config.timeout
-        decision = await self._run_until(deadline)
-        elapsed_ms = int((time.monotonic() - started) * 1000)
-        evidence = tuple(f"{s.source.value}={s.verdict.value}: {s.evidence}" for s in self._signals)
+        decision = await self._run_until(started + self._timeout)
         return DetectionResult(
             state=decision.state,
             method=decision.method,
-            elapsed_ms=elapsed_ms,
-            evidence=evidence,
+            elapsed_ms=int((time.monotonic() - started) * 1000),
+            signals=tuple(self._signals),
             page_loaded=self._page_loaded,
             refreshes=self._refreshes,
             navigation_error=self._visit.navigation_error,
         )
 
     async def _run_until(self, deadline: float) -> Decision:
-        cookie_signal = await collect_cookies(self._context, self._config)
+        cookie_signal = await probe.collect_cookies(self._context, self._origin, self._knobs)
         self._signals.append(cookie_signal)
         decision = decide(self._signals)
         if decision.conclusive:
@@ -248,30 +201,27 @@ class LoginDetector:
         So before answering, let the page finish loading (as a plain `goto` would), within a bounded
         share of the budget, and look for walls once more.
         """
-        load_deadline = min(deadline, time.monotonic() + self._config.timeout * CONFIRM_LOAD_SHARE)
+        load_deadline = min(deadline, time.monotonic() + self._timeout * CONFIRM_LOAD_SHARE)
         with contextlib.suppress(Exception):
-            remaining_ms = max(1.0, (load_deadline - time.monotonic()) * 1000)
-            await self._page.wait_for_load_state("load", timeout=remaining_ms)
-        walls = await self._probe_walls(deadline)
+            await self._page.wait_for_load_state("load", timeout=probe.remaining_ms(load_deadline))
+        walls = await probe.probe_walls(self._page, self._knobs, self._visit.document_status, deadline)
         if walls is not None and walls.verdict is Verdict.WALL:
             self._signals.append(walls)
             return decide(self._signals)
         return decision
 
     async def _navigate(self, deadline: float, refresh: bool) -> None:
-        timeout_ms = max(1.0, (deadline - time.monotonic()) * 1000)
+        timeout_ms = probe.remaining_ms(deadline)
         try:
             if refresh and self._page_loaded:
                 response = await self._page.reload(wait_until="commit", timeout=timeout_ms)
             else:
-                response = await self._page.goto(
-                    self._config.start_url, wait_until="commit", timeout=timeout_ms
-                )
+                response = await self._page.goto(self._start_url, wait_until="commit", timeout=timeout_ms)
             if response is not None:
                 self._visit.document_status = response.status
         except Exception as error:  # noqa: BLE001 - any navigation failure means "no page", reported below
             self._visit.navigation_error = str(error).splitlines()[0][:200]
-            logger.debug("login.navigation_failed error=%s", self._visit.navigation_error)
+            logger.debug("login.navigation_failed", extra={"error": self._visit.navigation_error})
         finally:
             # Wakes the collectors either way: a failed load must not keep them waiting to the deadline.
             self._visit.committed.set()
@@ -281,113 +231,62 @@ class LoginDetector:
         if signal is not None:
             self._inbox.put_nowait(signal)
 
-    async def _until_dom_ready(self, deadline: float) -> bool:
-        """Wait until the visit's document is parsed; False when it never got that far in time."""
-        remaining = deadline - time.monotonic()
-        try:
-            await asyncio.wait_for(self._visit.committed.wait(), remaining)
-            if self._visit.navigation_error is not None:
-                return False
-            remaining_ms = max(1.0, (deadline - time.monotonic()) * 1000)
-            await self._page.wait_for_load_state("domcontentloaded", timeout=remaining_ms)
-        except Exception:  # noqa: BLE001 - timeouts and closed pages both mean "not ready"
-            return False
-        self._visit.loaded = True
-        self._page_loaded = True
-        return True
-
-    async def _evaluate(self, script: str, argument: Any, deadline: float) -> Any:
-        return await asyncio.wait_for(self._page.evaluate(script, argument), deadline - time.monotonic())
-
-    def _on_origin(self) -> bool:
-        return self._page.url.startswith(self._config.origin)
-
-    async def _collect_account_api(self, deadline: float) -> Signal | None:
+    async def _until_committed(self, deadline: float) -> bool:
         try:
             await asyncio.wait_for(self._visit.committed.wait(), deadline - time.monotonic())
         except TimeoutError:
+            return False
+        return self._visit.navigation_error is None
+
+    async def _until_dom_ready(self, deadline: float) -> bool:
+        """Wait until the visit's document is parsed; False when it never got that far in time."""
+        if not await self._until_committed(deadline):
+            return False
+        try:
+            await self._page.wait_for_load_state("domcontentloaded", timeout=probe.remaining_ms(deadline))
+        except Exception:  # noqa: BLE001 - timeouts and closed pages both mean "not ready"
+            return False
+        self._page_loaded = True
+        return True
+
+    async def _collect_account_api(self, deadline: float) -> Signal | None:
+        # Started as soon as the TikTok origin has committed, so its round trip overlaps the page load.
+        if not await self._until_committed(deadline):
             return None
-        if self._visit.navigation_error is not None:
-            return None
-        signal = read.read_account_info(None, None)
-        for _attempt in range(2):  # an empty or broken answer is retried once, never read as logged out
-            if not self._on_origin():
-                return Signal(Source.ACCOUNT_API, Verdict.NONE, "page is not on the TikTok origin")
-            try:
-                answer = await self._evaluate(_ACCOUNT_FETCH_JS, self._config.account_info_url, deadline)
-            except Exception:  # noqa: BLE001 - navigation destroyed the context, or the deadline hit
-                answer = None
-            answer = answer or {}
-            signal = read.read_account_info(answer.get("status"), answer.get("body"))
-            if signal.verdict is not Verdict.NONE:
-                return signal
-        return signal
+        return await probe.fetch_account_info(self._page, self._account_info_url, self._origin, deadline)
 
     async def _collect_rehydration(self, deadline: float) -> Signal | None:
         if not await self._until_dom_ready(deadline):
             return None
-        try:
-            text = await self._evaluate(_REHYDRATION_JS, None, deadline)
-        except Exception:  # noqa: BLE001
-            return None
-        return read.read_rehydration(text)
+        return await probe.read_rehydration_block(self._page, deadline)
 
     async def _collect_redirect(self, deadline: float) -> Signal | None:
         if not await self._until_dom_ready(deadline):
             return None
-        return read.read_redirect(self._page.url, self._config.login_path)
+        return read.read_redirect(self._page.url, self._knobs.LOGIN_PATH)
 
     async def _collect_walls(self, deadline: float) -> Signal | None:
         if not await self._until_dom_ready(deadline):
             return None
-        signal = await self._probe_walls(deadline)
+        signal = await probe.probe_walls(self._page, self._knobs, self._visit.document_status, deadline)
         if signal is None or signal.evidence != "empty page":
             return signal
         # Single-page apps fill the body from script: only a body still empty once loaded is a wall.
         with contextlib.suppress(Exception):
-            remaining_ms = max(1.0, (deadline - time.monotonic()) * 1000)
-            await self._page.wait_for_load_state("load", timeout=remaining_ms)
-        return await self._probe_walls(deadline)
-
-    async def _probe_walls(self, deadline: float) -> Signal | None:
-        groups = {"captcha": list(self._config.captcha_selectors), "ban": list(self._config.ban_selectors)}
-        argument = {"groups": groups, "banTexts": list(self._config.ban_texts)}
-        try:
-            hits = await self._evaluate(_SELECTOR_HITS_JS, argument, deadline)
-        except Exception:  # noqa: BLE001
-            return None
-        captcha = list(hits["captcha"])
-        captcha += [
-            frame.url
-            for frame in self._page.frames
-            if any(host in urlsplit(frame.url).netloc for host in self._config.captcha_frame_hosts)
-        ]
-        ban = list(hits["ban"]) + list(hits["banText"])
-        return read.read_walls(self._visit.document_status, captcha, ban, bool(hits["empty"]))
+            await self._page.wait_for_load_state("load", timeout=probe.remaining_ms(deadline))
+        return await probe.probe_walls(self._page, self._knobs, self._visit.document_status, deadline)
 
     async def _collect_header(self, deadline: float) -> Signal | None:
         if not await self._until_dom_ready(deadline):
             return None
         # The header renders late, but waiting for it with the whole budget would leave no time for the
         # soft refresh when it never comes.
-        deadline = min(deadline, time.monotonic() + self._config.timeout * HEADER_WAIT_SHARE)
-        union = ", ".join(self._config.logged_in_selectors + self._config.logged_out_selectors)
-        groups = {
-            "in": list(self._config.logged_in_selectors),
-            "out": list(self._config.logged_out_selectors),
-        }
-        argument = {"groups": groups, "banTexts": []}
-        try:
-            remaining_ms = max(1.0, (deadline - time.monotonic()) * 1000)
-            await self._page.wait_for_selector(union, state="attached", timeout=remaining_ms)
-            hits = await self._evaluate(_SELECTOR_HITS_JS, argument, deadline)
-        except Exception:  # noqa: BLE001 - the header never rendered in time
-            return read.read_header([], [])
-        return read.read_header(list(hits["in"]), list(hits["out"]))
+        header_deadline = min(deadline, time.monotonic() + self._timeout * HEADER_WAIT_SHARE)
+        return await probe.wait_for_header(self._page, self._knobs, header_deadline)
 
     def _on_frame_navigated(self, frame: Any) -> None:
         if frame == self._page.main_frame:
-            signal = read.read_redirect(frame.url, self._config.login_path)
+            signal = read.read_redirect(frame.url, self._knobs.LOGIN_PATH)
             if signal.verdict is Verdict.LOGGED_OUT:
                 self._inbox.put_nowait(signal)
 
@@ -401,7 +300,7 @@ class LoginDetector:
             if in_main_frame and not 300 <= response.status < 400:
                 self._visit.document_status = response.status
             return
-        if any(pattern in response.url for pattern in self._config.account_response_patterns):
+        if any(pattern in response.url for pattern in self._knobs.ACCOUNT_RESPONSE_PATTERNS):
             task = asyncio.get_running_loop().create_task(self._read_intercepted(response))
             self._intercepts.add(task)
             task.add_done_callback(self._intercepts.discard)
@@ -414,3 +313,36 @@ class LoginDetector:
         signal = read.read_account_info(response.status, body)
         if signal.verdict is not Verdict.NONE:
             self._inbox.put_nowait(signal)
+
+
+async def reprove(
+    context: Any, page: Any, knobs: DetectionSettings, start_url: str, timeout: float
+) -> DetectionResult:
+    """Prove again, on the page as it stands (a warm session's), that it is still logged in.
+
+    No navigation: the same signals are read from the loaded page, and the account lookup makes the
+    network round trip that tells a server-side logout. Whatever `decide()` cannot call logged in fails.
+    """
+    started = time.monotonic()
+    deadline = started + timeout
+    parts = urlsplit(start_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    account_info_url = urljoin(start_url, knobs.ACCOUNT_INFO_PATH)
+    signals: list[Signal] = [await probe.collect_cookies(context, origin, knobs)]
+    if decide(signals).state is not LoginState.LOGGED_OUT:
+        observed = await asyncio.gather(
+            probe.fetch_account_info(page, account_info_url, origin, deadline),
+            probe.read_rehydration_block(page, deadline),
+            probe.probe_walls(page, knobs, None, deadline),
+        )
+        signals += [signal for signal in observed if signal is not None]
+        signals.append(read.read_redirect(page.url, knobs.LOGIN_PATH))
+    decision = decide(signals)
+    state = decision.state if decision.conclusive else LoginState.UNCERTAIN
+    return DetectionResult(
+        state=state,
+        method=decision.method,
+        elapsed_ms=int((time.monotonic() - started) * 1000),
+        signals=tuple(signals),
+        page_loaded=True,
+    )

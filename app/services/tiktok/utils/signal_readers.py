@@ -43,11 +43,17 @@ def guard_expiry(value: str) -> float | None:
 
 
 def read_account_info(status: int | None, body: str | None) -> Signal:
-    """Interpret an account-info answer. No usable answer is NONE, never logged out."""
+    """Interpret an account-info answer. No usable answer is NONE, never logged out.
+
+    An error answer carries its `data.name` (e.g. `session_expired`) as the signal's `reason`.
+    """
     if status in WALL_STATUSES:
         return Signal(Source.ACCOUNT_API, Verdict.WALL, f"account info HTTP {status}")
     if status is None or body is None:
         return Signal(Source.ACCOUNT_API, Verdict.NONE, "no answer")
+    if status >= 500:
+        # A server error is no answer whatever its body says: it may carry an error JSON of its own.
+        return Signal(Source.ACCOUNT_API, Verdict.NONE, f"account info HTTP {status}")
     try:
         payload = json.loads(body)
     except ValueError:
@@ -61,8 +67,10 @@ def read_account_info(status: int | None, body: str | None) -> Signal:
             return Signal(Source.ACCOUNT_API, Verdict.LOGGED_IN, "account info success")
         return Signal(Source.ACCOUNT_API, Verdict.NONE, "success without a user")
     if message == "error":
-        name = data.get("name") or "error"
-        return Signal(Source.ACCOUNT_API, Verdict.LOGGED_OUT, f"account info error: {name}"[:80])
+        # decide() tells a server-ended session from other errors by this name, never by the evidence.
+        name = str(data["name"])[:80] if data.get("name") else None
+        evidence = f"account info error: {name or 'error'}"[:80]
+        return Signal(Source.ACCOUNT_API, Verdict.LOGGED_OUT, evidence, reason=name)
     return Signal(Source.ACCOUNT_API, Verdict.NONE, "unrecognised account info answer")
 
 

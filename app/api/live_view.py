@@ -1,0 +1,63 @@
+"""The live view: one self-contained HTML page (no CDN) that refreshes the session's screenshot."""
+
+from __future__ import annotations
+
+import html
+import json
+
+from app.schemas.tiktok import SessionInfo
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>TikTok session __SHORT_ID__</title>
+<meta name="referrer" content="no-referrer">
+<style>
+ body{margin:0;font:14px system-ui,sans-serif;background:#111;color:#eee}
+ header{display:flex;gap:1.5em;padding:.6em 1em;background:#222;align-items:baseline}
+ #state{font-weight:bold} #state.live{color:#4c4} #state.ended{color:#e55}
+ img{display:block;max-width:100%;margin:0 auto}
+</style></head>
+<body><header><span>Session <code>__ID__</code></span><span id="state" class="live">live</span>
+<span>login: __LOGIN__</span><span id="left"></span></header>
+<img id="shot" alt="the session's active page">
+<script>
+const config = __CONFIG__;
+const shot = document.getElementById('shot'), state = document.getElementById('state');
+const left = document.getElementById('left');
+let ended = false;
+function tick() {
+  const seconds = Math.max(0, Math.round((Date.parse(config.expiresAt) - Date.now()) / 1000));
+  left.textContent = ended ? '' : `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')} left`;
+}
+async function refresh() {
+  if (ended) return;
+  try {
+    const response = await fetch(`${config.screenshot}&t=${Date.now()}`, {cache: 'no-store'});
+    if (response.status === 404 || response.status === 401) {
+      ended = true; state.textContent = 'ended'; state.className = 'ended'; tick(); return;
+    }
+    if (response.ok) {
+      const old = shot.src;
+      shot.src = URL.createObjectURL(await response.blob());
+      if (old) URL.revokeObjectURL(old);
+    }
+  } catch (error) { /* the service restarts or the network blips: try again next second */ }
+  setTimeout(refresh, 1000);
+}
+tick(); setInterval(tick, 1000); refresh();
+</script></body></html>
+"""
+
+
+def render_view(info: SessionInfo) -> str:
+    # The screenshot URL is the view URL's sibling, carrying the same token.
+    screenshot = (info.view_url or "").replace("/view?", "/screenshot?", 1)
+    config = {"screenshot": screenshot, "expiresAt": info.expires_at.isoformat()}
+    # json.dumps does not escape "</": done by hand so no value can close the script element.
+    config_js = json.dumps(config).replace("</", "<\\/")
+    login = f"{info.login.state.value} ({info.login.method})"
+    return (
+        _PAGE.replace("__CONFIG__", config_js)
+        .replace("__SHORT_ID__", html.escape(info.session_id[:8]))
+        .replace("__ID__", html.escape(info.session_id))
+        .replace("__LOGIN__", html.escape(login))
+    )

@@ -1,0 +1,726 @@
+"""Remote control of a live session (SPEC §8): the real service over HTTP, its real Chromium, and real
+CDP clients (Playwright, Puppeteer) in processes of their own, attached through `cdp_url`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
+
+from tests.fakes.profiles import install_master
+from tests.fakes.server import StandinServer
+from tests.service_harness import (
+    API_KEY,
+    RunningService,
+    assert_error,
+    browsers_under,
+    running_service,
+    wait_until,
+)
+
+pytestmark = pytest.mark.browser
+
+CLIENTS = Path(__file__).resolve().parents[1] / "clients"
+PUPPETEER_CLIENT = CLIENTS / "puppeteer_client.mjs"
+
+CLIENT_DEADLINE = 90.0  # one command of a client process on a loaded 2-core machine, 30 MB results included
+END_DEADLINE = 20.0  # a session must be gone within 2 s of its end; generous for a busy machine
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+STANDIN_TITLE = "TikTok - Make Your Day"  # the stand-in's home page, where detection leaves the first page
+IDLE_TIMEOUT = 3
+
+# `"CDP-é✓😀-"` is 14 bytes of UTF-8; 2_300_000 repeats make a 32.2 MB evaluate result, far past the
+# 1 MiB default of common WebSocket libraries, with multi-byte characters that must arrive intact.
+BIG_REPEAT = 2_300_000
+BIG_UTF8_BYTES = 32_200_000
+BIG_SHA256 = hashlib.sha256(("CDP-é✓😀-" * BIG_REPEAT).encode()).hexdigest()
+
+# A Playwright client in its own process (and its own Node driver), so the service sees a real remote
+# client and the test's event loop, which also runs the service, is never blocked by it. Playwright
+# starts before the session exists ({"ready": true}); {"op": "connect", "url": cdp_url} attaches.
+CLIENT_SCRIPT = r"""
+import asyncio, hashlib, json, struct, sys, time
+from playwright.async_api import async_playwright
+
+VIEWER = '''() => {
+  const block = document.getElementById("__UNIVERSAL_DATA_FOR_REHYDRATION__");
+  const user = JSON.parse(block.textContent).__DEFAULT_SCOPE__["webapp.app-context"].user;
+  return user ? user.uniqueId : null;
+}'''
+
+def emit(answer):
+    sys.stdout.write(json.dumps(answer) + "\n")
+    sys.stdout.flush()
+
+async def handle(browser, state, command):
+    op = command["op"]
+    context = browser.contexts[0]
+    page = state.get("page") or context.pages[0]
+    if op == "pages":
+        return {"contexts": len(browser.contexts), "urls": [p.url for p in context.pages]}
+    if op == "viewer":
+        return {"url": page.url, "title": await page.title(), "unique_id": await page.evaluate(VIEWER)}
+    if op == "cookie_names":
+        return {"names": sorted({cookie["name"] for cookie in await context.cookies()})}
+    if op == "open_text":
+        opened = await context.new_page()
+        response = await opened.goto(command["url"])
+        state["page"] = opened
+        return {"status": response.status, "text": await opened.inner_text("body")}
+    if op == "screenshot":
+        png = await page.screenshot(full_page=True)
+        width, height = struct.unpack(">II", png[16:24])
+        return {"signature": png[:8].hex(), "width": width, "height": height, "bytes": len(png)}
+    if op == "big_string":
+        text = await page.evaluate("n => 'CDP-\u00e9\u2713\ud83d\ude00-'.repeat(n)", command["repeat"])
+        data = text.encode()
+        return {"utf8_bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    if op == "busy":
+        # A client at work: one small command every `interval` seconds for `seconds` seconds.
+        started = time.monotonic()
+        count = 0
+        while time.monotonic() - started < command["seconds"]:
+            assert await page.evaluate("6 * 7") == 42
+            count += 1
+            await asyncio.sleep(command["interval"])
+        return {"count": count, "seconds": time.monotonic() - started}
+    if op == "browser_close":
+        cdp = await browser.new_browser_cdp_session()
+        try:
+            await cdp.send("Browser.close")
+        except Exception as exc:  # the browser may exit before it answers
+            return {"sent": True, "error": type(exc).__name__}
+        return {"sent": True, "error": None}
+    raise ValueError(f"unknown op {op!r}")
+
+async def main():
+    async with async_playwright() as playwright:
+        emit({"ready": True})
+        loop = asyncio.get_running_loop()
+        browser, state = None, {}
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                break
+            command = json.loads(line)
+            if command["op"] == "quit":
+                break
+            try:
+                if command["op"] == "connect":
+                    browser = await playwright.chromium.connect_over_cdp(command["url"])
+                    emit({"connected": True})
+                else:
+                    emit(await handle(browser, state, command))
+            except Exception as exc:
+                emit({"error": f"{type(exc).__name__}: {exc}"})
+
+asyncio.run(main())
+"""
+
+
+class PlaywrightClient:
+    """CLIENT_SCRIPT in its own process group: one JSON command line in, one JSON answer line out."""
+
+    def __init__(self, process: asyncio.subprocess.Process, stderr: IO[bytes]) -> None:
+        self.process = process
+        self._stderr = stderr
+
+    @classmethod
+    async def start(cls) -> PlaywrightClient:
+        # A file: nobody drains a pipe while the test runs. Closed by kill(), which the fixture always calls.
+        stderr = tempfile.TemporaryFile()  # noqa: SIM115
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            CLIENT_SCRIPT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            start_new_session=True,  # with Playwright's Node driver, killed as one group
+        )
+        client = cls(process, stderr)
+        assert (await client._answer()) == {"ready": True}
+        return client
+
+    async def _answer(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.process.stdout.readline(), CLIENT_DEADLINE)
+        except TimeoutError:
+            raise AssertionError(f"the Playwright client did not answer:\n{self.stderr_text()}") from None
+        if not line:
+            raise AssertionError(f"the Playwright client exited:\n{self.stderr_text()}")
+        answer: dict[str, Any] = json.loads(line)
+        assert "error" not in answer or answer.get("sent"), answer
+        return answer
+
+    async def run(self, op: str, **arguments: Any) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write((json.dumps({"op": op, **arguments}) + "\n").encode())
+        await self.process.stdin.drain()
+        return await self._answer()
+
+    async def quit(self) -> int:
+        """Disconnect the way a finished script does: Playwright stops, the browser is not closed."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(b'{"op": "quit"}\n')
+        await self.process.stdin.drain()
+        return await asyncio.wait_for(self.process.wait(), CLIENT_DEADLINE)
+
+    def stderr_text(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")[-4000:]
+
+    async def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        await asyncio.wait_for(self.process.wait(), 10.0)
+        self._stderr.close()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[PlaywrightClient]]:
+    """Every Playwright client a test starts, killed at the end whatever happened."""
+    started: list[PlaywrightClient] = []
+    yield started
+    for client in started:
+        await client.kill()
+
+
+async def attach(clients: list[PlaywrightClient], cdp_url: str) -> PlaywrightClient:
+    client = await PlaywrightClient.start()
+    clients.append(client)
+    assert await client.run("connect", url=cdp_url) == {"connected": True}
+    return client
+
+
+@asynccontextmanager
+async def logged_in_service(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path], **overrides: Any
+) -> AsyncIterator[RunningService]:
+    install_master(master_profiles["logged_in"], tmp_path)
+    async with running_service(tmp_path, site.url, **overrides) as service:
+        yield service
+
+
+async def create(service: RunningService) -> dict[str, Any]:
+    response = await service.client.post("/tiktok/session")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert body["status"] == "success" and response.headers["X-Session-Id"] == body["session_id"]
+    return body
+
+
+def ws_base(service: RunningService) -> str:
+    return "ws://" + service.base_url.removeprefix("http://")
+
+
+def bare_client(service: RunningService) -> httpx.AsyncClient:
+    """A client with no API key: what a browser opening `view_url` is."""
+    return httpx.AsyncClient(base_url=service.base_url, timeout=60)
+
+
+async def refused(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and JSON body with which the WebSocket handshake was refused."""
+    with pytest.raises(InvalidStatus) as refusal:
+        async with connect(url, additional_headers=headers, proxy=None, open_timeout=30):
+            pass
+    response = refusal.value.response
+    # The service's own error envelope, not a refusal by the WebSocket layer.
+    assert response.headers["X-Error-Code"] == json.loads(response.body)["error_details"]["code"]
+    return response.status_code, json.loads(response.body)
+
+
+async def browser_version_over(ws: ClientConnection) -> str:
+    await ws.send(json.dumps({"id": 1, "method": "Browser.getVersion"}))
+    reply = json.loads(await asyncio.wait_for(ws.recv(), CLIENT_DEADLINE))
+    assert reply["id"] == 1, reply
+    return reply["result"]["product"]
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    assert png[:8] == PNG_SIGNATURE, png[:16]
+    assert png[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", png[16:24])
+    return width, height
+
+
+async def test_post_and_info_carry_absolute_cdp_and_view_urls_with_the_session_token(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    async with logged_in_service(tmp_path, site, master_profiles) as service:
+        body = await create(service)
+        session_id = body["session_id"]
+        token = service.service.get(session_id).token
+        assert len(token) >= 32 and token != API_KEY
+        host = service.base_url.removeprefix("http://")  # 127.0.0.1:<port>
+        expected_cdp = f"ws://{host}/tiktok/session/{session_id}/cdp?token={token}"
+        expected_view = f"http://{host}/tiktok/session/{session_id}/view?token={token}"
+        assert (body["cdp_url"], body["view_url"]) == (expected_cdp, expected_view)
+
+        info = (await service.client.get(f"/tiktok/session/{session_id}")).json()
+        assert (info["cdp_url"], info["view_url"]) == (expected_cdp, expected_view)
+        listed = (await service.client.get("/tiktok/sessions")).json()["sessions"]
+        assert [(s["cdp_url"], s["view_url"]) for s in listed] == [(expected_cdp, expected_view)]
+
+
+async def test_public_url_is_the_base_of_cdp_and_view_urls(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    async with logged_in_service(
+        tmp_path, site, master_profiles, PUBLIC_URL="https://sessions.example.com/base"
+    ) as service:
+        body = await create(service)
+        session_id = body["session_id"]
+        token = service.service.get(session_id).token
+        expected_cdp = f"wss://sessions.example.com/base/tiktok/session/{session_id}/cdp?token={token}"
+        expected_view = f"https://sessions.example.com/base/tiktok/session/{session_id}/view?token={token}"
+        assert (body["cdp_url"], body["view_url"]) == (expected_cdp, expected_view)
+        info = (await service.client.get(f"/tiktok/session/{session_id}")).json()
+        assert (info["cdp_url"], info["view_url"]) == (expected_cdp, expected_view)
+
+
+async def test_playwright_client_finds_the_logged_in_context_its_page_and_cookies(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path], clients: list[PlaywrightClient]
+) -> None:
+    async with logged_in_service(tmp_path, site, master_profiles) as service:
+        body = await create(service)
+        client = await attach(clients, body["cdp_url"])
+
+        pages = await client.run("pages")
+        assert pages["contexts"] == 1
+        assert pages["urls"] == [site.url]
+        viewer = await client.run("viewer")
+        assert viewer == {"url": site.url, "title": STANDIN_TITLE, "unique_id": "alice"}
+        names = (await client.run("cookie_names"))["names"]
+        assert {"sessionid", "sessionid_ss", "sid_tt", "sid_guard"} <= set(names)
+
+
+async def test_a_page_the_client_opens_sends_the_session_cookies(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path], clients: list[PlaywrightClient]
+) -> None:
+    async with logged_in_service(tmp_path, site, master_profiles) as service:
+        body = await create(service)
+        client = await attach(clients, body["cdp_url"])
+
+        opened = await client.run("open_text", url=site.url_for("__standin/headers"))
+        assert opened["status"] == 200
+        echoed = json.loads(opened["text"])
+        assert "sessionid=" in echoed["cookie"], echoed
+        assert (await client.run("pages"))["urls"] == [site.url, site.url_for("__standin/headers")]
+
+
+async def test_full_page_screenshot_and_a_30_mb_result_cross_the_relay_intact(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path], clients: list[PlaywrightClient]
+) -> None:
+    async with logged_in_service(tmp_path, site, master_profiles) as service:
+        body = await create(service)
+        client = await attach(clients, body["cdp_url"])
+
+        shot = await client.run("screenshot")
+        assert shot["signature"] == PNG_SIGNATURE.hex()
+        assert shot["width"] > 0 and shot["height"] > 0
+
+        big = await client.run("big_string", repeat=BIG_REPEAT)
+        assert big == {"utf8_bytes": BIG_UTF8_BYTES, "sha256": BIG_SHA256}
+        assert service.service.get(body["session_id"]).state == "live"
+
+
+async def test_cdp_handshake_without_valid_credentials_is_refused_with_401_and_the_session_stays(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    async with logged_in_service(tmp_path, site, master_profiles) as service:
+        first = await create(service)
+        second = await create(service)
+        first_id = first["session_id"]
+        first_token = service.service.get(first_id).token
+        second_token = service.service.get(second["session_id"]).token
+        bare = f"{ws_base(service)}/tiktok/session/{first_id}/cdp"
+        attempts = {
+            "no key": (bare, None),
+            "a wrong key": (bare, {"X-API-Key": "wrong-key"}),
+            "a made-up token": (f"{bare}?token=not-a-token", None),
+            "another live session's token": (f"{bare}?token={second_token}", None),
+            "a made-up session id": (
+                f"{ws_base(service)}/tiktok/session/{uuid.uuid4()}/cdp?token={first_token}",
+                None,
+            ),
+        }
+        for name, (url, headers) in attempts.items():
+            status, error = await refused(url, headers)
+            assert status == 401, name
+            assert error["status"] == "error" and error["error_details"]["code"] == "UNAUTHORIZED", name
+
+        session = service.service.get(first_id)
+        assert session.state == "live" and session.relays.open_count == 0
+        info = await service.client.get(f"/tiktok/session/{first_id}")
+        assert info.status_code == 200 and info.json()["state"] == "live"
+        # The same route with the right token is open: the refusals were about the credentials.
+        async with connect(first["cdp_url"], max_size=None, proxy=None, open_timeout=30) as ws:
+            assert "Chrome" in await browser_version_over(ws)
+
+
+async def test_two_clients_at_once_and_one_leaving_keeps_the_session_and_the_other(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path], clients: list[PlaywrightClient]
+) -> None:
+    async with logged_in_service(tmp_path, site, master_profiles) as service:
+        body = await create(service)
+        session = service.service.get(body["session_id"])
+        first = await attach(clients, body["cdp_url"])
+        second = await attach(clients, body["cdp_url"])
+        assert session.relays.open_count == 2
+        assert (await first.run("viewer"))["unique_id"] == "alice"
+        assert (await second.run("viewer"))["unique_id"] == "alice"
+
+        assert await second.quit() == 0
+        await wait_until(lambda: session.relays.open_count == 1, END_DEADLINE, "the second relay to end")
+
+        info = await service.client.get(f"/tiktok/session/{body['session_id']}")
+        assert info.status_code == 200 and info.json()["state"] == "live"
+        assert (await first.run("viewer"))["unique_id"] == "alice"
+        assert (await first.run("pages"))["urls"] == [site.url]
+
+
+async def test_browser_close_from_a_client_ends_the_session(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path], clients: list[PlaywrightClient]
+) -> None:
+    async with logged_in_service(tmp_path, site, master_profiles) as service:
+        body = await create(service)
+        session_id = body["session_id"]
+        session = service.service.get(session_id)
+        clone = service.clones_dir / session_id
+        client = await attach(clients, body["cdp_url"])
+
+        assert (await client.run("browser_close"))["sent"] is True
+        await wait_until(session.ended.is_set, END_DEADLINE, "the session to end")
+        assert session.end_reason == "client_closed"
+        assert not clone.exists()
+        assert browsers_under(tmp_path) == []
+        assert_error(await service.client.get(f"/tiktok/session/{session_id}"), 404, "SESSION_NOT_FOUND")
+        assert (await service.client.get("/tiktok/sessions")).json()["sessions"] == []
+
+
+async def test_delete_closes_an_attached_client_with_a_normal_close_frame(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    async with logged_in_service(tmp_path, site, master_profiles) as service:
+        body = await create(service)
+        async with connect(body["cdp_url"], max_size=None, proxy=None, open_timeout=30) as ws:
+            assert "Chrome" in await browser_version_over(ws)
+            deleted = await service.client.delete(f"/tiktok/session/{body['session_id']}")
+            assert deleted.status_code == 200, deleted.text
+            await asyncio.wait_for(ws.wait_closed(), END_DEADLINE)
+            assert ws.close_code == 1000
+        assert service.clone_dirs() == []
+
+
+async def test_service_shutdown_closes_an_attached_client_with_a_normal_close_frame(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    async with AsyncExitStack() as stack:
+        service = await stack.enter_async_context(running_service(tmp_path, site.url))
+        body = await create(service)
+        session = service.service.get(body["session_id"])
+        # Not on the stack: the client must not close first, the service must.
+        ws = await connect(body["cdp_url"], max_size=None, proxy=None, open_timeout=30)
+        try:
+            assert "Chrome" in await browser_version_over(ws)
+            # What SIGTERM does: uvicorn's should_exit, then its shutdown, then the app's lifespan shutdown.
+            await stack.aclose()
+            await asyncio.wait_for(ws.wait_closed(), END_DEADLINE)
+        finally:
+            await ws.close()
+    assert session.end_reason == "shutdown"
+    assert ws.close_code == 1000, (ws.close_code, ws.close_reason)
+
+
+async def test_screenshot_is_a_png_with_the_api_key_or_the_session_token_alone(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    async with logged_in_service(tmp_path, site, master_profiles) as service:
+        body = await create(service)
+        session_id = body["session_id"]
+        token = service.service.get(session_id).token
+        path = f"/tiktok/session/{session_id}/screenshot"
+
+        with_key = await service.client.get(path)
+        assert with_key.status_code == 200 and with_key.headers["content-type"] == "image/png"
+        assert png_size(with_key.content) != (0, 0)
+        async with bare_client(service) as bare:
+            with_token = await bare.get(path, params={"token": token})
+            assert with_token.status_code == 200 and with_token.headers["content-type"] == "image/png"
+            assert png_size(with_token.content) == png_size(with_key.content)
+            with_cookie = await bare.get(path, headers={"Cookie": f"session_token={API_KEY}"})
+            assert with_cookie.status_code == 200 and png_size(with_cookie.content) != (0, 0)
+            assert_error(await bare.get(path), 401, "UNAUTHORIZED")
+
+
+async def test_full_page_screenshot_is_a_png_at_least_as_tall_as_the_viewport(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    async with logged_in_service(tmp_path, site, master_profiles) as service:
+        body = await create(service)
+        path = f"/tiktok/session/{body['session_id']}/screenshot"
+        viewport = await service.client.get(path)
+        full = await service.client.get(path, params={"full_page": "true"})
+        assert full.status_code == 200 and full.headers["content-type"] == "image/png"
+        viewport_width, viewport_height = png_size(viewport.content)
+        full_width, full_height = png_size(full.content)
+        assert full_width == viewport_width and full_height >= viewport_height
+
+
+async def test_screenshot_and_view_refuse_another_sessions_token(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    async with logged_in_service(tmp_path, site, master_profiles) as service:
+        first = await create(service)
+        second = await create(service)
+        second_token = service.service.get(second["session_id"]).token
+        async with bare_client(service) as bare:
+            for route in ("screenshot", "view"):
+                answer = await bare.get(
+                    f"/tiktok/session/{first['session_id']}/{route}", params={"token": second_token}
+                )
+                assert_error(answer, 401, "UNAUTHORIZED")
+            # The token is good for its own session.
+            own = await bare.get(
+                f"/tiktok/session/{second['session_id']}/screenshot", params={"token": second_token}
+            )
+            assert own.status_code == 200
+
+
+async def test_the_session_token_dies_with_its_session(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    async with logged_in_service(tmp_path, site, master_profiles) as service:
+        body = await create(service)
+        session_id = body["session_id"]
+        token = service.service.get(session_id).token
+        deleted = await service.client.delete(f"/tiktok/session/{session_id}")
+        assert deleted.status_code == 200, deleted.text
+
+        async with bare_client(service) as bare:
+            for route in ("screenshot", "view"):
+                answer = await bare.get(f"/tiktok/session/{session_id}/{route}", params={"token": token})
+                assert_error(answer, 401, "UNAUTHORIZED")
+        status, error = await refused(body["cdp_url"])
+        assert status == 401 and error["error_details"]["code"] == "UNAUTHORIZED"
+
+
+async def test_live_view_is_self_contained_html_refreshing_the_tokened_screenshot(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    async with logged_in_service(tmp_path, site, master_profiles) as service:
+        body = await create(service)
+        session_id = body["session_id"]
+        token = service.service.get(session_id).token
+        async with bare_client(service) as bare:
+            view = await bare.get(body["view_url"])
+        assert view.status_code == 200 and view.headers["content-type"].startswith("text/html")
+        page = view.text
+        assert f"{service.base_url}/tiktok/session/{session_id}/screenshot?token={token}" in page
+        service_host = urlsplit(service.base_url).netloc
+        urls = re.findall(r"https?://[^\s\"'<>()\\]+", page)
+        assert urls, "the page names its screenshot URL"
+        assert {urlsplit(url).netloc for url in urls} == {service_host}, urls
+        assert not re.search(r"""(src|href)\s*=\s*["']?//""", page), "no protocol-relative resources"
+
+
+async def test_undriven_session_ends_after_the_idle_timeout(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    async with logged_in_service(
+        tmp_path, site, master_profiles, SESSION_IDLE_TIMEOUT=IDLE_TIMEOUT
+    ) as service:
+        body = await create(service)
+        session = service.service.get(body["session_id"])
+        clone = service.clones_dir / session.id
+        # Watched on the object: an API call would count as activity.
+        await wait_until(session.ended.is_set, IDLE_TIMEOUT + END_DEADLINE, "the idle session to end")
+        assert session.end_reason == "idle"
+        assert not clone.exists()
+        assert browsers_under(clone) == []
+        assert_error(await service.client.get(f"/tiktok/session/{session.id}"), 404, "SESSION_NOT_FOUND")
+
+
+async def test_cdp_commands_keep_a_session_alive_past_the_idle_timeout(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path], clients: list[PlaywrightClient]
+) -> None:
+    # Playwright is started before the session, so its start-up does not eat the idle budget.
+    client = await PlaywrightClient.start()
+    clients.append(client)
+    async with logged_in_service(
+        tmp_path, site, master_profiles, SESSION_IDLE_TIMEOUT=IDLE_TIMEOUT
+    ) as service:
+        body = await create(service)
+        session = service.service.get(body["session_id"])
+        assert await client.run("connect", url=body["cdp_url"]) == {"connected": True}
+
+        busy = await client.run("busy", seconds=2 * IDLE_TIMEOUT, interval=0.5)
+        assert busy["seconds"] >= 2 * IDLE_TIMEOUT and busy["count"] >= 2
+        assert not session.ended.is_set(), session.end_reason
+        assert session.state == "live"
+
+
+async def test_keepalive_pushes_the_idle_expiry_later(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    idle = 60
+    async with logged_in_service(tmp_path, site, master_profiles, SESSION_IDLE_TIMEOUT=idle) as service:
+        body = await create(service)
+        session_id = body["session_id"]
+        session = service.service.get(session_id)
+        before = datetime.fromisoformat(
+            (await service.client.get(f"/tiktok/session/{session_id}")).json()["idle_expires_at"]
+        )
+
+        def idle_for_a_second() -> bool:
+            expiry = session.idle_expires_at
+            return expiry is not None and (expiry - datetime.now(UTC)).total_seconds() <= idle - 1
+
+        await wait_until(idle_for_a_second, 30, "a second without activity")
+        answer = await service.client.post(f"/tiktok/session/{session_id}/keepalive")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "success" and answer.json()["state"] == "live"
+        after = datetime.fromisoformat(answer.json()["idle_expires_at"])
+        assert (after - before).total_seconds() >= 0.5, (before, after)
+
+
+def _listening_sockets() -> dict[str, tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]]:
+    """Socket inode → (local address, port) of every LISTEN TCP socket on the machine."""
+    found = {}
+    for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state != "0A":
+                continue
+            address_hex, port_hex = local.split(":")
+            raw = bytes.fromhex(address_hex)
+            # The kernel prints each 32-bit word of the address in host (little-endian) order.
+            ordered = b"".join(raw[i : i + 4][::-1] for i in range(0, width, 4))
+            address = ipaddress.IPv4Address(ordered) if width == 4 else ipaddress.IPv6Address(ordered)
+            found[inode] = (address, int(port_hex, 16))
+    return found
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target.removeprefix("socket:[").removesuffix("]"))
+    return inodes
+
+
+def _is_loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+async def test_the_browser_listens_for_devtools_on_loopback_only(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    async with logged_in_service(tmp_path, site, master_profiles) as service:
+        body = await create(service)
+        session = service.service.get(body["session_id"])
+        pids = browsers_under(service.clones_dir / session.id)
+        assert pids, "the session's browser runs on its clone"
+        listening = _listening_sockets()
+        owned = [listening[inode] for pid in pids for inode in _socket_inodes(pid) if inode in listening]
+        assert owned, "the browser's DevTools port is among its listening sockets"
+        assert all(_is_loopback(address) for address, _port in owned), owned
+        devtools_url = session.executor.devtools_url if session.executor is not None else None
+        assert devtools_url is not None
+        devtools_port = urlsplit(devtools_url).port
+        assert devtools_port in {port for _address, port in owned}, (devtools_port, owned)
+
+
+async def test_puppeteer_attaches_lists_pages_and_evaluates(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: `make install` installs nodejs for the Puppeteer client")
+    if not (CLIENTS / "node_modules" / "puppeteer-core").is_dir():
+        pytest.fail("tests/clients/node_modules is missing: run `make node-clients`", pytrace=False)
+    async with logged_in_service(tmp_path, site, master_profiles) as service:
+        body = await create(service)
+        with tempfile.TemporaryFile() as stderr:
+            process = await asyncio.create_subprocess_exec(
+                node,
+                str(PUPPETEER_CLIENT),
+                body["cdp_url"],
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
+                start_new_session=True,
+            )
+            try:
+                output, _ = await asyncio.wait_for(process.communicate(), CLIENT_DEADLINE)
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+            stderr.seek(0)
+            errors = stderr.read().decode(errors="replace")[-4000:]
+        assert process.returncode == 0, errors
+        seen = json.loads(output.decode().strip().splitlines()[-1])
+        assert seen["urls"] == [site.url]
+        assert seen["value"] == [STANDIN_TITLE, 42]
+        assert "Chrome" in seen["version"]
+        # Puppeteer detached; the session goes on.
+        info = await service.client.get(f"/tiktok/session/{body['session_id']}")
+        assert info.status_code == 200 and info.json()["state"] == "live"
+
+
+async def test_debug_logs_carry_neither_the_api_key_nor_the_session_token(
+    tmp_path: Path,
+    site: StandinServer,
+    master_profiles: dict[str, Path],
+    clients: list[PlaywrightClient],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    async with logged_in_service(tmp_path, site, master_profiles, LOG_LEVEL="DEBUG") as service:
+        body = await create(service)
+        session_id = body["session_id"]
+        token = service.service.get(session_id).token
+        client = await attach(clients, body["cdp_url"])
+        assert (await client.run("viewer"))["unique_id"] == "alice"
+        async with bare_client(service) as bare:
+            shot = await bare.get(f"/tiktok/session/{session_id}/screenshot", params={"token": token})
+            assert shot.status_code == 200
+        assert await client.quit() == 0
+        session = service.service.get(session_id)
+        await wait_until(lambda: session.relays.open_count == 0, END_DEADLINE, "the relay to end")
+    captured = capfd.readouterr()
+    logs = captured.out + captured.err
+    # The lines that would carry them were written: the access log of both routes.
+    assert f"/tiktok/session/{session_id}/screenshot" in logs
+    assert f"/tiktok/session/{session_id}/cdp" in logs
+    assert API_KEY not in logs
+    assert token not in logs

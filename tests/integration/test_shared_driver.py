@@ -1,0 +1,108 @@
+"""One Patchright driver carries every session's browser; its crash ends exactly the sessions it carried."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import patchright
+import pytest
+
+from tests.fakes.profiles import install_master
+from tests.fakes.server import StandinServer
+from tests.service_harness import RunningService, assert_error, browsers_under, running_service, wait_until
+
+pytestmark = pytest.mark.browser
+
+# Patchright's Node driver: `…/patchright/driver/node …/patchright/driver/package/cli.js run-driver`.
+# (The test fixtures build profiles with plain Playwright, whose driver lives elsewhere.)
+PATCHRIGHT_DRIVER = str(Path(patchright.__file__).parent / "driver")
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])  # the command name in (…) may hold spaces
+
+
+def driver_processes() -> set[int]:
+    """Patchright drivers started by this test process (the service runs in it)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if (
+            "run-driver" in arguments
+            and arguments[0].startswith(PATCHRIGHT_DRIVER)
+            and parent_of(int(entry.name)) == os.getpid()
+        ):
+            found.add(int(entry.name))
+    return found
+
+
+def browser_main_process(clone: Path) -> int:
+    """The browser process itself (its helpers are its children)."""
+    pids = browsers_under(clone)
+    mains = [pid for pid in pids if parent_of(pid) not in pids]
+    assert len(mains) == 1, f"expected one browser on {clone}, found {pids}"
+    return mains[0]
+
+
+async def create(service: RunningService) -> str:
+    response = await service.client.post("/tiktok/session")
+    assert response.status_code == 200, response.text
+    return response.json()["session_id"]
+
+
+async def test_live_sessions_share_one_driver_and_deleting_them_leaves_no_browser_or_driver(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    before = driver_processes()
+    async with running_service(tmp_path, site.url) as service:
+        first, second = await create(service), await create(service)
+        drivers = driver_processes() - before
+        assert len(drivers) == 1, f"two live sessions, drivers {drivers}"
+        for session_id in (first, second):
+            # Launched by that driver: the browser is its child.
+            assert parent_of(browser_main_process(service.clones_dir / session_id)) in drivers
+
+        for session_id in (first, second):
+            assert (await service.client.delete(f"/tiktok/session/{session_id}")).status_code == 200
+        assert browsers_under(tmp_path) == []
+        # Releasing a session closes its browser only; the driver stays for the next one.
+        assert driver_processes() - before == drivers
+    assert driver_processes() - before == set()
+
+
+async def test_killed_driver_ends_its_sessions_as_driver_lost_and_the_next_session_starts(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    before = driver_processes()
+    async with running_service(tmp_path, site.url) as service:
+        session_ids = [await create(service), await create(service)]
+        sessions = [service.service.get(session_id) for session_id in session_ids]
+        (driver,) = driver_processes() - before
+        os.kill(driver, signal.SIGKILL)
+
+        for session_id, session in zip(session_ids, sessions, strict=True):
+            clone = service.clones_dir / session_id
+            await wait_until(lambda clone=clone: not clone.exists(), timeout=5, what="the session to end")
+            assert session.end_reason == "driver_lost"
+            assert session.executor is not None and session.executor.ended_reason == "driver_lost"
+            assert browsers_under(clone) == []
+            assert_error(await service.client.get(f"/tiktok/session/{session_id}"), 404, "SESSION_NOT_FOUND")
+
+        next_id = await create(service)
+        (restarted,) = driver_processes() - before
+        assert restarted != driver
+        assert parent_of(browser_main_process(service.clones_dir / next_id)) == restarted
+        assert (await service.client.get(f"/tiktok/session/{next_id}")).json()["state"] == "live"
