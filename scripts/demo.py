@@ -2,7 +2,7 @@
 
 Starts the stand-in site, logs in there and exports the cookies like a desktop browser would,
 imports them into a fresh master with the profile CLI, starts the service, then creates a session,
-shows it and ends it.
+shows it, drives it over CDP as a client would, and ends it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 import time
 
 import httpx
+from playwright.sync_api import sync_playwright
 
 from tests.fakes.profiles import export_cookies_txt
 from tests.fakes.server import REPO_ROOT, StandinServer, free_port
@@ -32,6 +33,20 @@ def show(response: httpx.Response) -> None:
     suffix = f"  (X-Session-Id: {session_header})" if session_header else ""
     print(f"{response.request.method} {response.request.url.path} -> {response.status_code}{suffix}")
     print(json.dumps(response.json(), indent=2))
+
+
+def drive(cdp_url: str, account_info_url: str) -> None:
+    """What a client does with a session: attach, use the logged-in context, leave it running."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.connect_over_cdp(cdp_url)
+        context = browser.contexts[0]
+        page = context.new_page()
+        page.goto(account_info_url)
+        account = json.loads(page.inner_text("body"))
+        print(f"attached: {len(context.pages)} pages; the account lookup says {account['message']}:")
+        print(f"  username={account['data'].get('username')} user_id={account['data'].get('user_id_str')}")
+        page.close()
+        browser.close()  # disconnects this client; the session stays live until DELETE
 
 
 def wait_for_health(base_url: str, service: subprocess.Popen[bytes]) -> None:
@@ -86,8 +101,13 @@ def main() -> None:
                 session_id = created.json()["session_id"]
 
                 step("Showing it")
-                show(client.get(f"/tiktok/session/{session_id}"))
+                info = client.get(f"/tiktok/session/{session_id}")
+                show(info)
                 show(client.get("/tiktok/sessions"))
+
+                step("Driving it over CDP (Playwright connect_over_cdp through the service's relay)")
+                drive(info.json()["cdp_url"], site.url_for("passport/web/account/info/?aid=1988"))
+                print(f"live view for a person: {info.json()['view_url']}")
 
                 step("Ending it")
                 show(client.delete(f"/tiktok/session/{session_id}"))
