@@ -58,7 +58,14 @@ MODES = (
     "stale_render",
     # The pages render the viewer while the account lookup answers an error that is not about the session.
     "lookup_error",
+    # The site failing as a whole, pages and API alike. drop_connection: the server sends the headers
+    # and the first part of the body, then hangs up; the others answer 500, 502 and 503.
+    "drop_connection",
+    "server_error",
+    "bad_gateway",
+    "service_unavailable",
 )
+SERVER_ERRORS = {"server_error": 500, "bad_gateway": 502, "service_unavailable": 503}
 
 
 @dataclass
@@ -112,9 +119,47 @@ def set_guest_cookies(request: Request, response: Response) -> Response:
     return response
 
 
+class ConnectionDropped(Exception):
+    """Raised by `HangUp` once the partial body is out: uvicorn closes a started response's connection."""
+
+
+class HangUp(Response):
+    """A 200 whose Content-Length promises the whole body, then only `head` before the connection closes."""
+
+    def __init__(self, head: str, full_length: int, media_type: str) -> None:
+        super().__init__(head, media_type=media_type)
+        self.headers["content-length"] = str(full_length)
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body, "more_body": True})
+        raise ConnectionDropped("stand-in site hung up mid-response (drop_connection mode)")
+
+
+def server_error_page(status: int) -> str:
+    reason = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}[status]
+    title = f"{status} {reason}"
+    return f"<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{reason}</h1></body></html>"
+
+
+def fault_response(request: Request) -> Response | None:
+    """The drop_connection and 5xx modes, for pages; None when the mode is not one of them."""
+    mode = request.app.state.site.mode
+    if mode == "drop_connection":
+        # The page this viewer would get, cut before its content: nothing left in it can prove a login.
+        viewer = current_viewer(request)
+        html = pages.app_page(title="TikTok", body=pages.FEED, viewer=viewer, login_url="/login")
+        return HangUp(html[: html.index("<main")], len(html.encode()), "text/html")
+    if mode in SERVER_ERRORS:
+        return HTMLResponse(server_error_page(SERVER_ERRORS[mode]), status_code=SERVER_ERRORS[mode])
+    return None
+
+
 async def blocked_response(request: Request) -> Response | None:
     """Apply the current mode's delay/block to an HTML page; None means render normally."""
     state: SiteState = request.app.state.site
+    if fault := fault_response(request):
+        return fault
     if state.mode == "hanging":
         await state.never.wait()
     if state.mode == "slow":
@@ -236,6 +281,11 @@ def error_json(name: str, description: str, code: int) -> JSONResponse:
 async def account_info(request: Request) -> Response:
     state: SiteState = request.app.state.site
     mode = state.mode
+    if mode == "drop_connection":
+        body = '{"message":"success","data":{"user_id_str":"'
+        return HangUp(body, len(body) + 200, "application/json")
+    if mode in SERVER_ERRORS:
+        return HTMLResponse(server_error_page(SERVER_ERRORS[mode]), status_code=SERVER_ERRORS[mode])
     if mode in ("forbidden", "rate_limited"):
         # A WAF block covers the API as well as the pages.
         if mode == "forbidden":

@@ -995,6 +995,9 @@ def test_header(logged_in_hits: list[str], logged_out_hits: list[str], verdict: 
         (403, ["#captcha-verify"], ["ban"], True, WALL, "403"),
         (200, ["#captcha-verify"], ["ban"], True, WALL, "captcha"),
         (200, [], ["ban"], True, WALL, "ban"),
+        (502, [], [], False, WALL, "page HTTP 502"),
+        (500, [], [], True, WALL, "page HTTP 500"),
+        (404, [], [], False, NONE, "page clear"),
     ],
     ids=[
         "clear",
@@ -1007,6 +1010,9 @@ def test_header(logged_in_hits: list[str], logged_out_hits: list[str], verdict: 
         "status-before-captcha",
         "captcha-before-ban",
         "ban-before-empty",
+        "http-502",
+        "http-500-before-empty",
+        "http-404-is-not-a-wall",
     ],
 )
 def test_walls(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import math
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from app.core.errors import (
 from app.core.metrics import Metrics
 from app.core.redaction import redact_proxy
 from app.schemas.tiktok import SessionMode
+from app.services.cluster.registry import ClusterRegistry, MasterLease, SessionRecord
 from app.services.common.browser import find_browser
 from app.services.common.generation import bump_generation, read_generation
 from app.services.common.profile_lock import HeldLock, ProfileLock
@@ -39,9 +42,10 @@ logger = logging.getLogger(__name__)
 class _MasterHold:
     """Write mode keeps the master's exclusive lock, instead of a clone, for the session's life."""
 
-    def __init__(self, held: HeldLock, layout: UserDataLayout):
+    def __init__(self, held: HeldLock, layout: UserDataLayout, lease: MasterLease | None = None):
         self._held = held
         self._layout = layout
+        self._lease = lease  # cluster mode: the account's lock across instances
 
     async def remove(self) -> None:
         if not self._held.held:
@@ -52,6 +56,19 @@ class _MasterHold:
             await asyncio.to_thread(bump_generation, self._layout)
         finally:
             self._held.release()
+            if self._lease is not None:
+                await self._lease.release()
+
+
+def _start_failure(error: BaseException) -> str:
+    """A failure the service did not foresee, said in words a client can act on, without paths or traces."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "no space left on device for the profile copy (USER_DATA_DIR); free space or move it"
+    if isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied: the service cannot read the master profile or write USER_DATA_DIR"
+    if isinstance(error, OSError) and error.errno == errno.EROFS:
+        return "USER_DATA_DIR is on a read-only file system"
+    return "the session could not be started; see the service log"
 
 
 def _ms_since(mark: float) -> float:
@@ -59,8 +76,12 @@ def _ms_since(mark: float) -> float:
 
 
 class TiktokService:
-    def __init__(self, settings: Settings, metrics: Metrics | None = None):
+    def __init__(
+        self, settings: Settings, metrics: Metrics | None = None, cluster: ClusterRegistry | None = None
+    ):
         self.settings = settings
+        # Cluster mode (REDIS_URL): the registry shared with the other instances; None for a single one.
+        self.cluster = cluster
         self.metrics = metrics or Metrics()
         self.layout = UserDataLayout(settings.USER_DATA_DIR)
         self.lock = ProfileLock(self.layout.lock_file)
@@ -106,7 +127,10 @@ class TiktokService:
 
     async def readiness(self) -> dict[str, str]:
         """What GET /ready reports: each part the service needs, "ok" or why not."""
-        return await asyncio.to_thread(self._readiness_sync)
+        checks = await asyncio.to_thread(self._readiness_sync)
+        if self.cluster is not None:
+            checks["registry"] = await self.cluster.check()
+        return checks
 
     def _readiness_sync(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -142,6 +166,33 @@ class TiktokService:
             raise SessionNotFound(f"no live session with id {session_id}")
         return session
 
+    async def find_anywhere(
+        self, session_id: str, here_only: bool = False
+    ) -> LiveSession | SessionRecord | None:
+        """This instance's live session, else (cluster mode) the record of the instance that owns it.
+
+        `here_only`: a request another instance forwarded here is answered here, never forwarded on.
+        """
+        session = self.find(session_id)
+        if session is not None or self.cluster is None or here_only:
+            return session
+        record = await self.cluster.lookup(session_id)
+        # A record of this very instance names a session that is ending: there is no one to forward to.
+        return None if record is None or record.owner_id == self.cluster.instance_id else record
+
+    async def locate(self, session_id: str, here_only: bool = False) -> LiveSession | SessionRecord:
+        found = await self.find_anywhere(session_id, here_only)
+        if found is None:
+            raise SessionNotFound(f"no live session with id {session_id}")
+        return found
+
+    async def everywhere(self) -> list[LiveSession | SessionRecord]:
+        """The live sessions of this instance and, in cluster mode, of every other one, oldest first."""
+        if self.cluster is None:
+            return list(self.live())
+        others = [r for r in await self.cluster.records() if r.owner_id != self.cluster.instance_id]
+        return sorted([*self.live(), *others], key=lambda session: session.info().created_at)
+
     @property
     def starting(self) -> int:
         """Sessions being opened right now (they count against MAX_SESSIONS too)."""
@@ -170,8 +221,9 @@ class TiktokService:
         try:
             self._reserve_slot()
             try:
-                warm = await self.warm.take()
-                session = warm or await self._open_new()
+                async with self._cluster_slot() as reservation:
+                    warm = await self.warm.take()
+                    session = warm or await self._open_new()
             finally:
                 self._starting -= 1
         except ServiceError as error:
@@ -183,6 +235,8 @@ class TiktokService:
         )
         self._sessions[session.id] = session
         session.go_live(self._forget)
+        if self.cluster is not None and reservation is not None:
+            await self.cluster.publish(session, reservation)
         login = session.login
         assert login is not None
         logger.info(
@@ -209,7 +263,7 @@ class TiktokService:
                 raise
             if not isinstance(error, ServiceError):
                 logger.exception("session.start_failed", extra={"session_id": session.id})
-                error = ServiceError("the session could not be started; see the service log")
+                error = ServiceError(_start_failure(error))
             logger.info("session.start_failed", extra={"session_id": session.id, "code": error.code})
             raise error from None
         return session
@@ -237,27 +291,59 @@ class TiktokService:
             )
         self._starting += 1
 
+    @contextlib.asynccontextmanager
+    async def _cluster_slot(self) -> AsyncIterator[str | None]:
+        """CLUSTER_MAX_SESSIONS: a slot counted in Redis, given back when the session does not start."""
+        if self.cluster is None:
+            yield None
+            return
+        reservation = await self.cluster.reserve()
+        try:
+            yield reservation
+        except BaseException:
+            await self.cluster.release(reservation)
+            raise
+
     def _retry_after(self) -> int:
         now = datetime.now(UTC)
         remaining = [(s.expires_at - now).total_seconds() for s in self._sessions.values()]
         return max(1, math.ceil(min(remaining))) if remaining else 5
 
-    def _forget(self, session: LiveSession) -> None:
+    async def _forget(self, session: LiveSession) -> None:
         self._sessions.pop(session.id, None)
         self.metrics.session_ends.labels(session.end_reason or "unknown").inc()
+        if self.cluster is not None:
+            await self.cluster.withdraw(session.id)
 
     async def _hold_profile(self, session: LiveSession) -> Path:
         """The profile the session's browser runs on: a fresh clone, or (write mode) the master itself."""
         # Waiting for the profile lock is not part of the start budget: that wait is LOCK_TIMEOUT's.
         if session.mode is SessionMode.WRITE:
             master = await asyncio.to_thread(self.layout.require_master)
-            session.profile = _MasterHold(await self.lock.exclusive(self.settings.LOCK_TIMEOUT), self.layout)
+            waited_from = time.monotonic()
+            lease = await self._lease_master(session)
+            try:
+                left = max(0.0, self.settings.LOCK_TIMEOUT - (time.monotonic() - waited_from))
+                held = await self.lock.exclusive(left)
+            except BaseException:
+                if lease is not None:
+                    await lease.release()
+                raise
+            session.profile = _MasterHold(held, self.layout, lease)
             return master
         clone = await clone_master(self.layout, self.lock, self.settings.LOCK_TIMEOUT, session.id)
         self.metrics.clone_bytes.inc(clone.bytes_copied)
         self.metrics.clone_seconds.observe(clone.copy_seconds)
         session.profile = clone
         return clone.path
+
+    async def _lease_master(self, session: LiveSession) -> MasterLease | None:
+        """Cluster mode: no two instances write the account at once (their masters are copies of it)."""
+        if self.cluster is None:
+            return None
+        return await self.cluster.lease_master(
+            self.settings.LOCK_TIMEOUT, on_lost=lambda: session.close_soon("lock_lost")
+        )
 
     async def _open(self, session: LiveSession) -> None:
         settings = self.settings

@@ -114,7 +114,8 @@ def read_walls(
     document_status: int | None, captcha_hits: list[str], ban_hits: list[str], page_is_empty: bool
 ) -> Signal:
     """Anything that hides the account from us makes the answer uncertain, never logged in or out."""
-    if document_status in WALL_STATUSES:
+    # A 5xx page (TikTok down, a proxy's 502) shows no account either: uncertain at once, saying why.
+    if document_status in WALL_STATUSES or (document_status is not None and document_status >= 500):
         return Signal(Source.WALLS, Verdict.WALL, f"page HTTP {document_status}")
     if captcha_hits:
         return Signal(Source.WALLS, Verdict.WALL, f"captcha: {captcha_hits[0]}"[:80])
