@@ -4,9 +4,9 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: install chromium node-clients run demo test lint format bench clean
+.PHONY: install chromium redis node-clients run demo demo-cluster test lint format bench clean fuzz soak
 
-install: $(VENV)/.installed chromium node-clients
+install: $(VENV)/.installed chromium redis node-clients
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,13 @@ chromium:
 		echo "installing Debian's chromium, xvfb and xdotool"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium xvfb xdotool >/dev/null; }
+
+# Cluster mode's registry (SPEC §10): the tests start their own redis-server on a free loopback port.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "installing Debian's redis-server"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 
 # The Puppeteer client the CDP relay tests run. puppeteer-core never downloads a browser, and its
 # version 24 still runs on Debian's Node 18, so apt's nodejs is enough.
@@ -40,6 +47,9 @@ run: install
 demo: install
 	$(PY) -m scripts.demo
 
+demo-cluster: install
+	$(PY) -m scripts.demo_cluster
+
 test: install
 	$(PY) -m pytest -q
 
@@ -53,6 +63,18 @@ format: install
 
 bench: install
 	$(PY) -m bench.run
+
+# The contract fuzzing of `make test`, long: FUZZ_EXAMPLES cases per operation and phase (the short
+# form in `make test` runs 5); FUZZ_SCENARIOS stateful scenarios (default: half of FUZZ_EXAMPLES).
+FUZZ_EXAMPLES ?= 200
+fuzz: install
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/integration/test_fuzz_contract.py
+
+# Create → drive over CDP → delete for SOAK_MINUTES, sampling the service's RSS and file descriptors;
+# fails when the descriptor count clearly rises. Not part of `make test`.
+SOAK_MINUTES ?= 30
+soak: install
+	SOAK_MINUTES=$(SOAK_MINUTES) $(PY) -m scripts.soak
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .ruff_cache tests/clients/node_modules

@@ -10,10 +10,12 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 from fastapi import FastAPI
 
+from app.api import forwarding
 from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.request_log import RequestLog
@@ -22,6 +24,7 @@ from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
 from app.core.metrics import Metrics
 from app.core.security import load_or_create_keys
+from app.services.cluster.registry import ClusterRegistry
 from app.services.common.cdp_relay import CLIENT_MAX_MESSAGE_BYTES
 from app.services.tiktok.service import TiktokService
 
@@ -66,16 +69,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     api_keys = [key.get_secret_value() for key in settings.API_KEYS]
     proxy = settings.PROXY.get_secret_value() if settings.PROXY else ""
-    configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT, secrets=(*api_keys, proxy))
+    redis_password = urlsplit(settings.REDIS_URL.get_secret_value()).password if settings.REDIS_URL else None
+    configure_logging(
+        settings.LOG_LEVEL, settings.LOG_FORMAT, secrets=(*api_keys, proxy, redis_password or "")
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Again at start: a launcher (`fastapi run`, uvicorn's --log-config) may have installed its
+        # own handlers after the app was built; ours, with the redaction filter, must be the last word.
+        configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT, secrets=(*api_keys, proxy))
         if settings.AUTH_DISABLED:
             logger.warning("auth.disabled AUTH_DISABLED=true: every client may create sessions")
             app.state.api_keys = None
         else:
             app.state.api_keys = load_or_create_keys(api_keys, settings.USER_DATA_DIR)
-        service = TiktokService(settings, app.state.metrics)
+        # Cluster mode (REDIS_URL): the registry shared with the other instances, and the forwarding to them.
+        cluster = ClusterRegistry(settings) if settings.REDIS_URL else None
+        if cluster is not None:
+            await cluster.start()
+        app.state.forwarder = forwarding.Forwarder(settings) if cluster is not None else None
+        service = TiktokService(settings, app.state.metrics, cluster)
         await service.start()
         app.state.settings = settings
         app.state.tiktok_service = service
@@ -83,6 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await service.shutdown()
+            if cluster is not None:
+                await app.state.forwarder.aclose()
+                await cluster.stop()
 
     app = FastAPI(
         title="TikTok Session Service",
@@ -94,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.metrics = Metrics()
     install_error_handlers(app)
+    forwarding.install(app)
     app.add_middleware(RequestLog)
     install_docs(app)
     app.include_router(router)

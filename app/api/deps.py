@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from typing import Annotated
@@ -11,10 +12,19 @@ from fastapi.security import APIKeyCookie, APIKeyHeader, APIKeyQuery
 from pydantic import ValidationError
 from starlette.requests import HTTPConnection
 
+from app.api import forwarding
 from app.api.errors import validation_error
-from app.core.errors import InvalidRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from app.core.errors import (
+    InvalidRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+    SessionNotFound,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from app.core.security import key_matches
 from app.schemas.tiktok import TikTokSessionRequest
+from app.services.cluster.registry import SessionRecord
 from app.services.tiktok.service import TiktokService
 from app.services.tiktok.session import LiveSession
 
@@ -23,6 +33,8 @@ _cookie_scheme = APIKeyCookie(name="session_token", auto_error=False, scheme_nam
 _token_scheme = APIKeyQuery(name="token", auto_error=False, scheme_name="SessionToken")
 
 MAX_BODY_BYTES = 64 * 1024
+# A client trickling its body must not hold a request open for ever (a session start never needs one).
+BODY_TIMEOUT = 10.0
 
 HeaderKey = Annotated[str | None, Security(_header_scheme)]
 CookieKey = Annotated[str | None, Security(_cookie_scheme)]
@@ -48,32 +60,51 @@ async def get_tiktok_service(connection: HTTPConnection) -> TiktokService:
 Sessions = Annotated[TiktokService, Depends(get_tiktok_service)]
 
 
-async def get_live_session(session_id: str, sessions: Sessions) -> LiveSession:
-    """The session named in the path, live; every API call for it counts as activity."""
-    session = sessions.get(session_id)
+async def get_live_session(session_id: str, connection: HTTPConnection, sessions: Sessions) -> LiveSession:
+    """The session named in the path, live; every API call for it counts as activity.
+
+    Cluster mode: another instance's session is forwarded to its owner, which answers the request.
+    """
+    session = await sessions.locate(session_id, here_only=forwarding.from_peer(connection))
+    if isinstance(session, SessionRecord):
+        raise forwarding.ForeignSession(session)
     session.touch()
     return session
 
 
-def authorize_session(
+async def get_any_session(session_id: str, sessions: Sessions) -> LiveSession | SessionRecord:
+    """GET of one session: this instance's, or (cluster mode) the registry's record of another's."""
+    session = await sessions.locate(session_id)
+    if isinstance(session, LiveSession):
+        session.touch()
+    return session
+
+
+async def authorize_session(
     connection: HTTPConnection,
     sessions: TiktokService,
     session_id: str,
     header_key: str | None,
     cookie_key: str | None,
     token: str | None,
-) -> LiveSession:
-    """A session's own routes: an API key, or that session's token (useless for any other session)."""
+) -> LiveSession | SessionRecord:
+    """A session's own routes: an API key, or that session's token (useless for any other session).
+
+    Another instance's session (a record) is checked the same way here, so a refused WebSocket is
+    refused before its upgrade, and again by the owner the request is forwarded to.
+    """
     key_ok = has_api_key(connection, header_key, cookie_key)
     if not key_ok and not token:
         raise Unauthorized("send an API key, or this session's token as ?token=")
-    session = sessions.find(session_id)
+    session = await sessions.find_anywhere(session_id, here_only=forwarding.from_peer(connection))
     token_ok = session is not None and token is not None and hmac.compare_digest(token, session.token)
     if not (key_ok or token_ok):
         # The same answer whether the session exists or not: a token must not probe for ids.
         raise Unauthorized("the token is not this session's (or the session has ended)")
-    session = sessions.get(session_id)
-    session.touch()
+    if session is None:
+        raise SessionNotFound(f"no live session with id {session_id}")
+    if isinstance(session, LiveSession):
+        session.touch()
     return session
 
 
@@ -85,18 +116,40 @@ async def get_session_with_token(
     cookie_key: CookieKey,
     token: SessionTokenParam,
 ) -> LiveSession:
-    return authorize_session(connection, sessions, session_id, header_key, cookie_key, token)
+    session = await authorize_session(connection, sessions, session_id, header_key, cookie_key, token)
+    if isinstance(session, SessionRecord):
+        raise forwarding.ForeignSession(session)
+    return session
 
 
 LiveSessionDep = Annotated[LiveSession, Depends(get_live_session)]
+AnySession = Annotated[LiveSession | SessionRecord, Depends(get_any_session)]
 SessionWithToken = Annotated[LiveSession, Depends(get_session_with_token)]
+
+
+async def _read_body_bounded(request: Request) -> bytes:
+    """The body, refused as soon as it is known to be too large or too slow: never buffered unbounded."""
+    too_large = PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {BODY_TIMEOUT:g} s") from None
+    return b"".join(chunks)
 
 
 async def read_session_request(request: Request) -> TikTokSessionRequest:
     """The body is optional, so it is read by hand: empty → defaults; otherwise a JSON object."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    raw = await _read_body_bounded(request)
     if not raw.strip():
         return TikTokSessionRequest()
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

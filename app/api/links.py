@@ -11,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 from starlette.requests import HTTPConnection
 
 from app.schemas.tiktok import SessionInfo, SessionLinks
+from app.services.cluster.registry import SessionRecord
 from app.services.tiktok.session import LiveSession
 
 
@@ -19,7 +20,7 @@ def public_base(connection: HTTPConnection) -> str:
     return configured or str(connection.base_url).rstrip("/")
 
 
-def for_session(session: LiveSession, connection: HTTPConnection) -> SessionLinks:
+def for_session(session: LiveSession | SessionRecord, connection: HTTPConnection) -> SessionLinks:
     if session.state != "live":
         return SessionLinks()
     base = urlsplit(public_base(connection))
@@ -32,5 +33,5 @@ def for_session(session: LiveSession, connection: HTTPConnection) -> SessionLink
     )
 
 
-def describe(session: LiveSession, connection: HTTPConnection) -> SessionInfo:
+def describe(session: LiveSession | SessionRecord, connection: HTTPConnection) -> SessionInfo:
     return session.info().model_copy(update=for_session(session, connection).model_dump())

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from app.api import links
 from app.api.deps import (
+    AnySession,
     LiveSessionDep,
     SessionRequest,
     Sessions,
@@ -21,10 +22,13 @@ from app.api.errors import error_response, openapi_errors
 from app.api.live_view import render_view
 from app.core import metrics
 from app.core.errors import (
+    InstanceUnreachable,
     InvalidRequest,
     NotLoggedIn,
     NotReady,
     PayloadTooLarge,
+    RegistryUnavailable,
+    RequestTimeout,
     ServiceError,
     SessionEndedByTimeout,
     SessionNotFound,
@@ -43,6 +47,7 @@ from app.schemas.tiktok import (
     SessionListResponse,
     TikTokSessionResponse,
 )
+from app.services.cluster.registry import SessionRecord
 from app.services.tiktok.session import LiveSession
 
 router = APIRouter()
@@ -50,7 +55,7 @@ router = APIRouter()
 tiktok = APIRouter(prefix="/tiktok", tags=["tiktok"], dependencies=[Depends(require_api_key)])
 session_access = APIRouter(prefix="/tiktok", tags=["tiktok"])
 
-_SESSION_ERRORS = openapi_errors(Unauthorized, SessionNotFound)
+_SESSION_ERRORS = openapi_errors(Unauthorized, SessionNotFound, RegistryUnavailable, InstanceUnreachable)
 
 _OPTIONAL_JSON_BODY = {
     "requestBody": {
@@ -103,6 +108,7 @@ async def prometheus_metrics(request: Request) -> Response:
             InvalidRequest,
             Unauthorized,
             NotLoggedIn,
+            RequestTimeout,
             PayloadTooLarge,
             UnsupportedMediaType,
             ValidationFailed,
@@ -111,6 +117,7 @@ async def prometheus_metrics(request: Request) -> Response:
             ServiceError,
             SessionStartTimeout,
             SessionEndedByTimeout,
+            RegistryUnavailable,
         ),
     },
     openapi_extra=_OPTIONAL_JSON_BODY,
@@ -164,13 +171,18 @@ async def _until_disconnected(request: Request) -> None:
 
 
 @tiktok.get("/session/{session_id}", response_model=SessionInfoResponse, responses=_SESSION_ERRORS)
-async def get_session(session: LiveSessionDep, request: Request) -> SessionInfoResponse:
+async def get_session(session: AnySession, request: Request) -> SessionInfoResponse:
     return SessionInfoResponse(**links.describe(session, request).model_dump())
 
 
-@tiktok.get("/sessions", response_model=SessionListResponse, responses=openapi_errors(Unauthorized))
+@tiktok.get(
+    "/sessions",
+    response_model=SessionListResponse,
+    responses=openapi_errors(Unauthorized, RegistryUnavailable),
+)
 async def list_sessions(sessions: Sessions, request: Request) -> SessionListResponse:
-    return SessionListResponse(sessions=[links.describe(session, request) for session in sessions.live()])
+    everywhere = await sessions.everywhere()
+    return SessionListResponse(sessions=[links.describe(session, request) for session in everywhere])
 
 
 @tiktok.delete("/session/{session_id}", response_model=SessionClosedResponse, responses=_SESSION_ERRORS)
@@ -209,7 +221,7 @@ async def live_view(session: SessionWithToken, request: Request) -> HTMLResponse
 async def cdp(websocket: WebSocket, session_id: str) -> None:
     """The session's Chrome DevTools Protocol, relayed byte for byte (SPEC §8)."""
     try:
-        session = authorize_session(
+        session = await authorize_session(
             websocket,
             websocket.app.state.tiktok_service,
             session_id,
@@ -221,7 +233,11 @@ async def cdp(websocket: WebSocket, session_id: str) -> None:
         # Refused before the upgrade: the client never reaches DevTools, and gets the usual envelope.
         await websocket.send_denial_response(error_response(refused))
         return
-    await session.attach(websocket)
+    if isinstance(session, SessionRecord):
+        # Cluster mode: the owner's relay, through this instance's, byte for byte.
+        await websocket.app.state.forwarder.websocket(websocket, session)
+    else:
+        await session.attach(websocket)
 
 
 router.include_router(tiktok)

@@ -7,6 +7,7 @@ patterns, cookie names) are read by the detection package alone, so they are the
 
 from __future__ import annotations
 
+import socket
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -94,6 +95,12 @@ class Settings(BaseSettings):
     LOG_FORMAT: Literal["console", "json"] = "console"
     HOST: str = "127.0.0.1"
     PORT: Annotated[int, Field(ge=1, le=65535)] = 5681
+    # SPEC §10, more than one machine: REDIS_URL set → cluster mode.
+    REDIS_URL: SecretStr | None = None
+    # Filled from HOST and PORT when unset (validate_default runs the validator on the default too).
+    INSTANCE_URL: str = Field(default="", validate_default=True)
+    CLUSTER_MAX_SESSIONS: Annotated[int, Field(ge=1)] | None = None
+    REGISTRY_TTL: Annotated[float, Field(ge=1)] = 15
 
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
 
@@ -128,6 +135,35 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https", "socks5") or not parts.hostname:
             raise ValueError("must look like scheme://user:pass@host:port (http, https or socks5)")
         return value
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+            raise ValueError("must look like redis://[:password@]host:port/db")
+        if not info.data.get("API_KEYS") and not info.data.get("AUTH_DISABLED"):
+            # A generated key is one instance's own: a client's key would work on that instance alone.
+            raise ValueError("cluster mode needs API_KEYS, the same keys on every instance")
+        return value
+
+    @field_validator("INSTANCE_URL")
+    @classmethod
+    def _instance_url(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            host = info.data.get("HOST") or "127.0.0.1"
+            # Listening on every interface says nothing about the address peers should use.
+            if host in ("0.0.0.0", "::"):
+                host = socket.gethostname()
+            if ":" in host:
+                host = f"[{host}]"
+            value = f"http://{host}:{info.data.get('PORT', 5681)}"
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be the http(s) base URL other instances reach this one at")
+        return value.rstrip("/")
 
     @field_validator("SESSION_START_TIMEOUT")
     @classmethod

@@ -135,6 +135,14 @@ class UserDataLocked(ServiceError):
     example = {"details": "master profile is held exclusively; not free within 30 s", "timeout": 30}
 
 
+class RequestTimeout(ServiceError):
+    code = "REQUEST_TIMEOUT"
+    http_status = 408
+    message = "The request body did not arrive in time"
+    description = "A body trickled in more slowly than the service waits for"
+    example = {"details": "the body did not arrive within 10 s"}
+
+
 class PayloadTooLarge(ServiceError):
     code = "PAYLOAD_TOO_LARGE"
     http_status = 413
@@ -199,6 +207,25 @@ class NotReady(ServiceError):
         "details": "master profile: master profile ./user_data/master does not exist; create one with …",
         "checks": {"browser": "ok", "master": "missing", "clones": "ok"},
     }
+
+
+class RegistryUnavailable(ServiceError):
+    code = "REGISTRY_UNAVAILABLE"
+    http_status = 503
+    message = "The cluster registry is unavailable"
+    description = (
+        "Cluster mode: Redis is unreachable, so new sessions and sessions of other instances cannot be "
+        "served (this instance's own sessions still are)"
+    )
+    example = {"details": "redis at redis:6379 is unreachable (ConnectionError)"}
+
+
+class InstanceUnreachable(ServiceError):
+    code = "INSTANCE_UNREACHABLE"
+    http_status = 502
+    message = "The instance that owns the session did not answer"
+    description = "Cluster mode: the session's owner could not be reached (it may just have died)"
+    example = {"details": "http://10.0.0.12:5681 did not answer (ConnectError)"}
 
 
 class BrowserLaunchFailed(ServiceError):

@@ -90,7 +90,13 @@ def configure_logging(level: str, fmt: str, secrets: tuple[str, ...] = ()) -> No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        uvicorn_logger = logging.getLogger(name)
-        uvicorn_logger.handlers[:] = []
-        uvicorn_logger.propagate = True
+    redacting = RedactingFilter(secrets)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi_cli"):
+        server_logger = logging.getLogger(name)
+        server_logger.handlers[:] = []
+        server_logger.propagate = True
+        # Also on the logger itself: a launcher (`fastapi run`) may add handlers of its own later.
+        server_logger.filters[:] = [redacting]
+    # `app.api.request_log` writes one line per request (with its id); uvicorn's own access line would
+    # be a second, printing the query string that carries session tokens.
+    logging.getLogger("uvicorn.access").disabled = True

@@ -64,24 +64,25 @@ class RedactingFilter(logging.Filter):
         self._secrets = tuple(s for s in secrets if s)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # The message as it will read, arguments in place: a secret may be an argument, and redacting
+        # the format string alone could break its placeholders.
         message = record.getMessage()
         redacted = redact_text(message, self._secrets)
         if redacted != message or record.args:
             record.msg, record.args = redacted, None
-        # Fields given with `extra=` are printed too (uvicorn's access log passes the path with its query).
+        # Fields given with `extra=` are printed too (the request log passes the path with its query).
         for key, value in list(vars(record).items()):
-            if key in _EXTRA_SKIP or not isinstance(value, str | tuple):
-                continue
-            if isinstance(value, tuple):
-                setattr(
-                    record,
-                    key,
-                    tuple(redact_text(v, self._secrets) if isinstance(v, str) else v for v in value),
-                )
-            else:
-                setattr(record, key, redact_text(value, self._secrets))
+            if key not in _EXTRA_SKIP and isinstance(value, str | tuple):
+                setattr(record, key, self._redact(value))
         if record.exc_info and record.exc_info[1] is not None:
             # Tracebacks go to the operator's log, but an exception text may quote a proxy URL.
             record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info), self._secrets)
             record.exc_info = None
         return True
+
+    def _redact(self, value: object) -> object:
+        if isinstance(value, str):
+            return redact_text(value, self._secrets)
+        if isinstance(value, tuple):
+            return tuple(self._redact(item) for item in value)
+        return value

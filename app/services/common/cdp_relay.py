@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -109,9 +109,12 @@ class CdpRelay:
         on_activity: ActivityCallback | None = None,
         on_browser_close: BrowserCloseCallback | None = None,
         open_timeout: float = OPEN_TIMEOUT,
+        upstream_headers: Mapping[str, str] | None = None,
     ) -> None:
         self._client = client
         self._upstream_url = upstream_url
+        # For an upstream that is another instance's /cdp (cluster mode): the client's credentials.
+        self._upstream_headers = upstream_headers
         # Called for every message in either direction, in the relay's task: keep it to a timestamp.
         self._on_activity = on_activity or _ignore_activity
         # Called before a client's Browser.close is forwarded (the command still goes to the browser).
@@ -155,6 +158,7 @@ class CdpRelay:
         try:
             upstream = await connect(
                 self._upstream_url,
+                additional_headers=self._upstream_headers,
                 # websockets' 1 MiB default would cut screenshots and page content; Chromium sets the limit.
                 max_size=None,
                 # Pause reading the browser's socket as soon as one message waits for the client.
@@ -273,12 +277,19 @@ class RelayHub:
         *,
         on_activity: ActivityCallback | None = None,
         on_browser_close: BrowserCloseCallback | None = None,
+        upstream_headers: Mapping[str, str] | None = None,
     ) -> str:
         """Run a relay for this client until it ends; returns its `RelayEnd` value.
 
         After `close_all()` the client is closed at once with 1000: the session it asked for has ended.
         """
-        relay = CdpRelay(client, upstream_url, on_activity=on_activity, on_browser_close=on_browser_close)
+        relay = CdpRelay(
+            client,
+            upstream_url,
+            on_activity=on_activity,
+            on_browser_close=on_browser_close,
+            upstream_headers=upstream_headers,
+        )
         if self._closed:
             await relay.close()
         self._relays.add(relay)

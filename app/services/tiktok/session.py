@@ -6,7 +6,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -54,9 +54,9 @@ class LiveSession:
         self._last_activity = time.monotonic()
         self._timers: list[asyncio.TimerHandle] = []
         self._closing: asyncio.Task[None] | None = None
-        self._on_closed: Callable[[LiveSession], None] | None = None
+        self._on_closed: Callable[[LiveSession], Awaitable[None]] | None = None
 
-    def go_live(self, on_closed: Callable[[LiveSession], None]) -> None:
+    def go_live(self, on_closed: Callable[[LiveSession], Awaitable[None]]) -> None:
         """Called once the login is proven: from now on the session ends by itself when it must."""
         self.state = "live"
         self._on_closed = on_closed
@@ -146,7 +146,7 @@ class LiveSession:
             if self.profile is not None:
                 await self.profile.remove()
             if self._on_closed is not None:
-                self._on_closed(self)
+                await self._on_closed(self)
             self.ended.set()
             logger.info(
                 "session.closed",

@@ -1,0 +1,363 @@
+"""The cluster's registry in Redis (SPEC §10): session records, the cluster cap, write mode's lock.
+
+Keys (the prefix keeps them apart from anything else in the database):
+
+- `tiktok:slots`: a sorted set with one member per session live or starting anywhere in the cluster
+  (its id, or `starting:<uuid>` while it is being opened), scored by when it expires. Its size is what
+  CLUSTER_MAX_SESSIONS caps: one script purges the expired members and adds the new one, so a burst
+  spread over every instance can never pass the cap. It is also the index the cluster list reads.
+- `tiktok:session:<id>`: the session's record (owner, token, what GET shows), expiring after
+  REGISTRY_TTL.
+- `tiktok:lock:master`: write mode's cluster-wide lock, a random holder token expiring after REGISTRY_TTL.
+
+The owner's heartbeat (every REGISTRY_TTL / 3) pushes all of its expiries forward and rewrites its
+records with fresh info, so a dead owner's sessions leave the list and free their slots within
+REGISTRY_TTL, and its lock frees itself. While Redis is unreachable every call raises
+`RegistryUnavailable` at once (no retry loop inside a request) and the heartbeat tries every second;
+when Redis answers again the heartbeat puts back what this instance still serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from app.core.config import Settings
+from app.core.errors import RegistryUnavailable, TooManySessions, UserDataLocked
+from app.schemas.tiktok import SessionInfo
+from app.services.cluster import scripts
+
+if TYPE_CHECKING:
+    from app.services.tiktok.session import LiveSession
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PREFIX = "tiktok:"
+SLOTS_KEY = PREFIX + "slots"
+MASTER_LOCK_KEY = PREFIX + "lock:master"
+STARTING = "starting:"
+
+# Redis beside the instances answers in well under a millisecond: a second without an answer is an outage,
+# and a request must learn it in about that time, not after a client's default retry loop.
+REDIS_TIMEOUT = 1.0
+# While Redis is unreachable the heartbeat tries this often, so a recovery is noticed at once.
+OUTAGE_RETRY = 1.0
+# An ending session waits at most this long for a heartbeat in flight; the heartbeat removes it otherwise.
+WITHDRAW_WAIT = 1.0
+LOCK_POLL_FIRST = 0.05
+LOCK_POLL_MAX = 0.5
+
+
+def record_key(session_id: str) -> str:
+    return f"{PREFIX}session:{session_id}"
+
+
+def redis_address(url: str) -> str:
+    """Where Redis is, for logs and /ready: host and port (or socket path), never the password."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path
+    return f"{parts.hostname}:{parts.port or 6379}"
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A live session as the registry holds it: enough to list it, describe it and reach its owner."""
+
+    id: str
+    # Read by the instance a client reached, to build the session's links and to turn a wrong token
+    # away before a WebSocket upgrade; the owner checks it again on every forwarded request.
+    token: str
+    owner_id: str
+    owner_url: str
+    details: dict[str, Any]
+    state: Literal["live"] = "live"
+
+    def info(self) -> SessionInfo:
+        return SessionInfo.model_validate(self.details)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "id": self.id,
+                "token": self.token,
+                "owner_id": self.owner_id,
+                "owner_url": self.owner_url,
+                "info": self.details,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: str) -> SessionRecord:
+        data = json.loads(raw)
+        return cls(data["id"], data["token"], data["owner_id"], data["owner_url"], data["info"])
+
+
+class MasterLease:
+    """Write mode's hold on the account, cluster-wide: the heartbeat keeps it, `release` frees it."""
+
+    def __init__(self, registry: ClusterRegistry, token: str, on_lost: Callable[[], None]):
+        self._registry = registry
+        self.token = token
+        self.on_lost = on_lost
+        self.released = False
+
+    async def release(self) -> None:
+        if not self.released:
+            self.released = True
+            await self._registry.release_lease(self)
+
+
+class ClusterRegistry:
+    """One instance's view of the cluster: what it owns, written to Redis, and what the others own."""
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.REDIS_URL is None:
+            raise ValueError("ClusterRegistry needs REDIS_URL")
+        url = settings.REDIS_URL.get_secret_value()
+        # A restarted instance at the same URL is a new owner: its predecessor's sessions died with it.
+        self.instance_id = uuid.uuid4().hex
+        self.instance_url = settings.INSTANCE_URL
+        self.limit = settings.CLUSTER_MAX_SESSIONS
+        self.where = redis_address(url)
+        self._ttl_ms = int(settings.REGISTRY_TTL * 1000)
+        self._interval = settings.REGISTRY_TTL / 3
+        self._redis = Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT,
+            # One retry, at once: it reconnects a pooled connection that a Redis restart cut. redis-py's
+            # default (ten, backing off) would hold every request for seconds during an outage.
+            retry=Retry(NoBackoff(), 1),
+        )
+        self._reserve = self._redis.register_script(scripts.RESERVE)
+        self._publish = self._redis.register_script(scripts.PUBLISH)
+        self._refresh = self._redis.register_script(scripts.REFRESH)
+        self._renew = self._redis.register_script(scripts.RENEW)
+        self._release = self._redis.register_script(scripts.RELEASE)
+        self._owned: dict[str, LiveSession] = {}
+        self._starting: set[str] = set()
+        self._leases: set[MasterLease] = set()
+        # Members whose removal failed (Redis was down); the next heartbeat removes them first.
+        self._unremoved: set[str] = set()
+        # Writes never overlap: a heartbeat in flight cannot put back a record that an end just removed.
+        self._writes = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._heartbeat: asyncio.Task[None] | None = None
+        # Why Redis cannot be used right now (for /ready and the 503s), None while it answers.
+        self.problem: str | None = None
+
+    # --- life ------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Reach Redis once (an outage at start is reported by /ready, not fatal), then keep beating."""
+        with contextlib.suppress(RegistryUnavailable):
+            await self.beat()
+        logger.info(
+            "registry.started",
+            extra={"redis": self.where, "instance_url": self.instance_url, "reachable": self.problem is None},
+        )
+        self._heartbeat = asyncio.get_running_loop().create_task(self._keep_fresh())
+
+    async def stop(self) -> None:
+        """After the sessions have ended: stop the heartbeat and close the connections."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+        await self._redis.aclose()
+
+    async def _keep_fresh(self) -> None:
+        while True:
+            pause = self._interval if self.problem is None else min(OUTAGE_RETRY, self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), pause)
+            self._wake.clear()
+            try:
+                await self.beat()
+            except RegistryUnavailable:
+                pass
+            except Exception:
+                logger.exception("registry.heartbeat_failed")
+
+    async def beat(self) -> None:
+        """One heartbeat: finish failed removals, refresh every record and slot of ours, renew the lock."""
+        async with self._writes:
+            if self._unremoved:
+                stale = sorted(self._unremoved)
+                await self._run(self._remove(stale))
+                self._unremoved.difference_update(stale)
+            records = [self._record_of(s) for s in self._owned.values() if s.state == "live"]
+            keys = [SLOTS_KEY, *(record_key(record.id) for record in records)]
+            args: list[Any] = [self._ttl_ms, len(records)]
+            args += [record.id for record in records]
+            args += [record.to_json() for record in records]
+            args += sorted(self._starting)
+            await self._run(self._refresh(keys=keys, args=args))
+        for lease in list(self._leases):
+            if not await self._run(self._renew(keys=[MASTER_LOCK_KEY], args=[lease.token, self._ttl_ms])):
+                self._leases.discard(lease)
+                logger.error("registry.lock_lost", extra={"redis": self.where})
+                lease.on_lost()
+
+    # --- Redis calls -----------------------------------------------------------------------------------
+
+    async def _run(self, operation: Awaitable[T]) -> T:
+        try:
+            result = await operation
+        except (RedisError, OSError) as error:
+            problem = f"redis at {self.where} is unreachable ({type(error).__name__})"
+            if self.problem is None:
+                logger.warning(
+                    "registry.unavailable", extra={"redis": self.where, "error": type(error).__name__}
+                )
+            self.problem = problem
+            raise RegistryUnavailable(problem) from None
+        if self.problem is not None:
+            logger.info("registry.recovered", extra={"redis": self.where})
+            self.problem = None
+            self._wake.set()  # put back at once what this instance serves (Redis may have restarted empty)
+        return result
+
+    def _remove(self, members: list[str]) -> Awaitable[list[Any]]:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zrem(SLOTS_KEY, *members)
+        pipe.delete(*(record_key(member) for member in members))
+        return pipe.execute()
+
+    async def _drop(self, members: list[str]) -> None:
+        """Remove slots (and records); never raises: what cannot be removed now, the heartbeat removes."""
+        try:
+            async with asyncio.timeout(WITHDRAW_WAIT), self._writes:
+                await self._run(self._remove(members))
+        except (RegistryUnavailable, TimeoutError):
+            self._unremoved.update(members)
+
+    def _record_of(self, session: LiveSession) -> SessionRecord:
+        details = session.info().model_dump(mode="json", exclude={"cdp_url", "view_url"})
+        return SessionRecord(session.id, session.token, self.instance_id, self.instance_url, details)
+
+    # --- what the service asks -------------------------------------------------------------------------
+
+    async def check(self) -> str:
+        """For /ready: "ok", or why Redis cannot be used."""
+        try:
+            await self._run(self._redis.ping())
+        except RegistryUnavailable as error:
+            return str(error.details)
+        return "ok"
+
+    async def reserve(self) -> str:
+        """A slot under CLUSTER_MAX_SESSIONS for a session about to open; 429 when the cluster is full."""
+        member = STARTING + uuid.uuid4().hex
+        granted = await self._run(
+            self._reserve(keys=[SLOTS_KEY], args=[member, self._ttl_ms, self.limit or 0])
+        )
+        if not granted:
+            raise TooManySessions(
+                f"{self.limit} sessions are live or starting in the cluster (CLUSTER_MAX_SESSIONS); "
+                "end one with DELETE /tiktok/session/{id} or retry later",
+                retry_after=await self._retry_after(),
+                limit=self.limit,
+            )
+        # Kept fresh by the heartbeat from now on (not before: a refused member must never be written).
+        self._starting.add(member)
+        return member
+
+    async def release(self, reservation: str) -> None:
+        """The session did not start: its slot is free again."""
+        self._starting.discard(reservation)
+        await self._drop([reservation])
+
+    async def publish(self, session: LiveSession, reservation: str) -> None:
+        """The session is live: its reservation becomes its record. Never raises (the heartbeat retries)."""
+        self._owned[session.id] = session
+        self._starting.discard(reservation)
+        record = self._record_of(session)
+        try:
+            async with asyncio.timeout(WITHDRAW_WAIT), self._writes:
+                await self._run(
+                    self._publish(
+                        keys=[SLOTS_KEY, record_key(session.id)],
+                        args=[self._ttl_ms, reservation, session.id, record.to_json()],
+                    )
+                )
+        except (RegistryUnavailable, TimeoutError):
+            self._unremoved.add(reservation)
+            logger.warning("registry.publish_deferred", extra={"session_id": session.id})
+        if session.state != "live":
+            # It ended while being published, and its withdrawal may have run before the record was written.
+            await self.withdraw(session.id)
+
+    async def withdraw(self, session_id: str) -> None:
+        """The session ended: its record and slot go (within WITHDRAW_WAIT, else by the heartbeat)."""
+        self._owned.pop(session_id, None)
+        await self._drop([session_id])
+
+    async def lookup(self, session_id: str) -> SessionRecord | None:
+        raw = await self._run(self._redis.get(record_key(session_id)))
+        return SessionRecord.from_json(raw) if raw else None
+
+    async def records(self) -> list[SessionRecord]:
+        """Every live session of the cluster, oldest first."""
+        members = await self._run(self._redis.zrange(SLOTS_KEY, 0, -1))
+        keys = [record_key(member) for member in members if not member.startswith(STARTING)]
+        raws = await self._run(self._redis.mget(keys)) if keys else []
+        found = [SessionRecord.from_json(raw) for raw in raws if raw]
+        return sorted(found, key=lambda record: record.details["created_at"])
+
+    async def _retry_after(self) -> int:
+        try:
+            records = await self.records()
+        except RegistryUnavailable:
+            return 5
+        now = datetime.now(UTC)
+        remaining = [(record.info().expires_at - now).total_seconds() for record in records]
+        return max(1, math.ceil(min(remaining))) if remaining else 5
+
+    async def lease_master(self, timeout: float, on_lost: Callable[[], None]) -> MasterLease:
+        """The cluster-wide write lock, waited for up to `timeout` (LOCK_TIMEOUT), else 423."""
+        token = secrets.token_hex(16)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pause = LOCK_POLL_FIRST
+        while not await self._run(self._redis.set(MASTER_LOCK_KEY, token, nx=True, px=self._ttl_ms)):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise UserDataLocked(
+                    "the master profile is held exclusively by a write-mode session of another instance "
+                    f"(cluster lock); not free within {timeout:g} s",
+                    timeout=timeout,
+                )
+            await asyncio.sleep(min(pause, remaining))
+            pause = min(pause * 2, LOCK_POLL_MAX)
+        lease = MasterLease(self, token, on_lost)
+        self._leases.add(lease)
+        return lease
+
+    async def release_lease(self, lease: MasterLease) -> None:
+        self._leases.discard(lease)
+        try:
+            await self._run(self._release(keys=[MASTER_LOCK_KEY], args=[lease.token]))
+        except RegistryUnavailable:
+            # Not renewed any more: it frees itself within REGISTRY_TTL.
+            logger.warning("registry.lock_release_deferred", extra={"redis": self.where})
