@@ -17,9 +17,10 @@ from pathlib import Path
 from app.core.config import Settings, load_settings
 from app.core.errors import MasterProfileMissing, ServiceError, UserDataLocked
 from app.core.logging import configure_logging
+from app.services.common.files import replace_atomically
 from app.services.common.user_data import UserDataLayout
 from app.services.tiktok import profile
-from app.services.tiktok.cookie_export import FORMATS, render_cookies, write_private_file
+from app.services.tiktok.cookie_export import FORMATS, render_cookies
 from app.services.tiktok.cookie_import import CookieFileError, DomainMap, parse_domain_map
 from app.services.tiktok.utils.login_signals import LoginState
 
@@ -125,7 +126,7 @@ def _export_cookies(settings: Settings, args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return EXIT_OK
     try:
-        write_private_file(args.output, text)
+        replace_atomically(args.output, text)
     except OSError as error:
         print(f"error: cannot write {args.output}: {error.strerror}", file=sys.stderr)
         return EXIT_FAILED

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from app.services.tiktok.cookie_export import render_cookies, write_private_file
+from app.services.common.files import replace_atomically
+from app.services.tiktok.cookie_export import render_cookies
 from app.services.tiktok.cookie_import import parse_cookie_file
 
 # As Playwright's `context.cookies()` reports them.
@@ -118,7 +119,7 @@ def mode_of(path: Path) -> int:
 
 def test_private_file_is_created_owner_only(tmp_path: Path, permissive_umask: None) -> None:
     target = tmp_path / "cookies.json"
-    write_private_file(target, "[]\n")
+    replace_atomically(target, "[]\n")
     assert target.read_text() == "[]\n"
     assert mode_of(target) == 0o600
 
@@ -127,7 +128,7 @@ def test_private_file_replaces_a_world_readable_one(tmp_path: Path, permissive_u
     target = tmp_path / "cookies.txt"
     target.write_text("old export\n")
     target.chmod(0o644)
-    write_private_file(target, "new export\n")
+    replace_atomically(target, "new export\n")
     assert target.read_text() == "new export\n"
     assert mode_of(target) == 0o600
     assert [path.name for path in tmp_path.iterdir()] == ["cookies.txt"]
@@ -137,5 +138,5 @@ def test_a_failed_write_leaves_no_temporary_file(tmp_path: Path) -> None:
     target = tmp_path / "a-directory"
     target.mkdir()
     with pytest.raises(IsADirectoryError):
-        write_private_file(target, "[]\n")
+        replace_atomically(target, "[]\n")
     assert [path.name for path in tmp_path.iterdir()] == ["a-directory"]

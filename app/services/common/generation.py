@@ -13,11 +13,9 @@ in the same directory), so a reader sees the old marker or the new one, never a 
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
-import tempfile
 
+from app.services.common.files import replace_atomically
 from app.services.common.user_data import UserDataLayout
 
 
@@ -35,20 +33,7 @@ def bump_generation(layout: UserDataLayout) -> str:
     marker = f"{_counter(read_generation(layout)) + 1}-{secrets.token_hex(8)}"
     target = layout.generation_file
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # Same directory as the target: os.replace is only atomic within one file system.
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as file:
-            file.write(marker + "\n")
-            file.flush()
-            # Durable before it becomes visible: after a power cut the marker is the old or the new one,
-            # never an empty file that would read as "no generation".
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    replace_atomically(target, marker + "\n", encoding="ascii")
     return marker
 
 

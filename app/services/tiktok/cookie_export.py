@@ -7,12 +7,8 @@ format curl, yt-dlp and browser add-ons share.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, Literal
 
 ExportFormat = Literal["json", "netscape"]
@@ -72,26 +68,6 @@ def to_netscape(cookies: Iterable[dict[str, Any]]) -> str:
         ]
         lines.append("\t".join(fields) + "\n")
     return "".join(lines)
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Write `text` to `path` so that no other user can read it at any moment. Blocking.
-
-    The bytes go to a new file created 0600 (mkstemp: O_CREAT|O_EXCL, mode 0600) beside `path`, which
-    then replaces `path` in one step. Truncating an existing file instead would keep that file's mode,
-    possibly world-readable, and a reader could see half an export.
-    """
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 def _is_session(cookie: dict[str, Any]) -> bool:
