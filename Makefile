@@ -65,7 +65,7 @@ bench: install
 	$(PY) -m bench.run
 
 # The contract fuzzing of `make test`, long: FUZZ_EXAMPLES cases per operation and phase (the short
-# form in `make test` runs 5); FUZZ_SCENARIOS stateful scenarios (default: half of FUZZ_EXAMPLES).
+# form in `make test` runs 8); FUZZ_SCENARIOS stateful scenarios (default: half of FUZZ_EXAMPLES).
 FUZZ_EXAMPLES ?= 200
 fuzz: install
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/integration/test_fuzz_contract.py

@@ -46,6 +46,9 @@ def uvicorn_options() -> dict[str, Any]:
         # Pings still find dead clients, but Chromium can take many seconds to swallow a big command
         # while the client's pongs wait unread behind it: 20 s (the default) would cut healthy clients.
         "ws_ping_timeout": 60,
+        # Longer than common clients' idle-connection expiry (httpx: 5 s), so the server never closes a
+        # kept-alive connection at the moment a client reuses it.
+        "timeout_keep_alive": 30,
     }
 
 

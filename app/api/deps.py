@@ -97,7 +97,12 @@ async def authorize_session(
     if not key_ok and not token:
         raise Unauthorized("send an API key, or this session's token as ?token=")
     session = await sessions.find_anywhere(session_id, here_only=forwarding.from_peer(connection))
-    token_ok = session is not None and token is not None and hmac.compare_digest(token, session.token)
+    # Bytes: compare_digest refuses non-ASCII text, and a client may send any characters.
+    token_ok = (
+        session is not None
+        and token is not None
+        and hmac.compare_digest(token.encode(), session.token.encode())
+    )
     if not (key_ok or token_ok):
         # The same answer whether the session exists or not: a token must not probe for ids.
         raise Unauthorized("the token is not this session's (or the session has ended)")

@@ -6,6 +6,7 @@ The OpenAPI description of each error response is built here too, from the error
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -85,7 +86,7 @@ async def _request_validation(_request: Request, error: Exception) -> JSONRespon
     return error_response(validation_error(list(error.errors())))
 
 
-async def _http_exception(_request: Request, error: Exception) -> JSONResponse:
+async def _http_exception(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     known = BY_HTTP_STATUS.get(error.status_code)
     if known is not None:
@@ -97,7 +98,20 @@ async def _http_exception(_request: Request, error: Exception) -> JSONResponse:
         response = JSONResponse(body, status_code=error.status_code, headers={"X-Error-Code": "HTTP_ERROR"})
     for name, value in (error.headers or {}).items():
         response.headers.setdefault(name, value)
+    if error.status_code == 405:
+        # Starlette names only the methods of the first route that matched the path.
+        response.headers["Allow"] = ", ".join(_allowed_methods(request))
     return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the OpenAPI document gives the requested path (GET and DELETE for a session)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)), path):
+            methods.update(method.upper() for method in operations)
+    return sorted(methods)
 
 
 async def _unhandled(request: Request, error: Exception) -> JSONResponse:

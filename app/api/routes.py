@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
@@ -50,12 +51,30 @@ from app.schemas.tiktok import (
 from app.services.cluster.registry import SessionRecord
 from app.services.tiktok.session import LiveSession
 
+logger = logging.getLogger(__name__)
+
 router = APIRouter()
 # Every /tiktok route needs an API key; a session's own routes (below) also take that session's token.
 tiktok = APIRouter(prefix="/tiktok", tags=["tiktok"], dependencies=[Depends(require_api_key)])
 session_access = APIRouter(prefix="/tiktok", tags=["tiktok"])
 
-_SESSION_ERRORS = openapi_errors(Unauthorized, SessionNotFound, RegistryUnavailable, InstanceUnreachable)
+_SESSION_ERRORS = openapi_errors(
+    Unauthorized, SessionNotFound, ValidationFailed, RegistryUnavailable, InstanceUnreachable
+)
+_SESSION_PATH = "/tiktok/session/{session_id}"
+# A screenshot answers a PNG: the id its links pass on is the one in its own path.
+_FROM_PATH = "$request.path.session_id"
+
+
+def _link(path: str, method: str, description: str, session_id: str = "$response.body#/session_id") -> dict:
+    """An OpenAPI link: how a client (and a stateful fuzzer) goes on from this answer."""
+    pointer = path.replace("~", "~0").replace("/", "~1")
+    return {
+        "operationRef": f"#/paths/{pointer}/{method}",
+        "parameters": {"session_id": session_id},
+        "description": description,
+    }
+
 
 _OPTIONAL_JSON_BODY = {
     "requestBody": {
@@ -102,6 +121,11 @@ async def prometheus_metrics(request: Request) -> Response:
             "description": "Logged in; the session stays alive after the response (wait mode: it has ended)",
             "headers": {
                 "X-Session-Id": {"description": "the new session's id", "schema": {"type": "string"}}
+            },
+            "links": {
+                "GetSession": _link(_SESSION_PATH, "get", "The new session's info"),
+                "Screenshot": _link(f"{_SESSION_PATH}/screenshot", "get", "The new session's page"),
+                "DeleteSession": _link(_SESSION_PATH, "delete", "End the new session"),
             },
         },
         **openapi_errors(
@@ -170,7 +194,20 @@ async def _until_disconnected(request: Request) -> None:
         pass
 
 
-@tiktok.get("/session/{session_id}", response_model=SessionInfoResponse, responses=_SESSION_ERRORS)
+@tiktok.get(
+    "/session/{session_id}",
+    response_model=SessionInfoResponse,
+    responses={
+        200: {
+            "description": "The session's info",
+            "links": {
+                "Screenshot": _link(f"{_SESSION_PATH}/screenshot", "get", "The session's page"),
+                "DeleteSession": _link(_SESSION_PATH, "delete", "End the session"),
+            },
+        },
+        **_SESSION_ERRORS,
+    },
+)
 async def get_session(session: AnySession, request: Request) -> SessionInfoResponse:
     return SessionInfoResponse(**links.describe(session, request).model_dump())
 
@@ -185,7 +222,17 @@ async def list_sessions(sessions: Sessions, request: Request) -> SessionListResp
     return SessionListResponse(sessions=[links.describe(session, request) for session in everywhere])
 
 
-@tiktok.delete("/session/{session_id}", response_model=SessionClosedResponse, responses=_SESSION_ERRORS)
+@tiktok.delete(
+    "/session/{session_id}",
+    response_model=SessionClosedResponse,
+    responses={
+        200: {
+            "description": "Ended: browser closed, clone deleted",
+            "links": {"GetSession": _link(_SESSION_PATH, "get", "An ended session: 404")},
+        },
+        **_SESSION_ERRORS,
+    },
+)
 async def delete_session(session: LiveSessionDep) -> SessionClosedResponse:
     await session.close("deleted")
     return SessionClosedResponse(session_id=session.id)
@@ -200,7 +247,14 @@ async def keep_alive(session: LiveSessionDep, request: Request) -> SessionInfoRe
     "/session/{session_id}/screenshot",
     response_class=Response,
     responses={
-        200: {"content": {"image/png": {}}, "description": "PNG of the active page"},
+        200: {
+            "content": {"image/png": {}},
+            "description": "PNG of the active page",
+            "links": {
+                "GetSession": _link(_SESSION_PATH, "get", "The session's info", session_id=_FROM_PATH),
+                "DeleteSession": _link(_SESSION_PATH, "delete", "End the session", session_id=_FROM_PATH),
+            },
+        },
         **_SESSION_ERRORS,
     },
 )
@@ -232,6 +286,13 @@ async def cdp(websocket: WebSocket, session_id: str) -> None:
     except ServiceError as refused:
         # Refused before the upgrade: the client never reaches DevTools, and gets the usual envelope.
         await websocket.send_denial_response(error_response(refused))
+        return
+    except Exception:
+        # The HTTP error handlers do not cover a WebSocket before its upgrade: answer the envelope here.
+        logger.exception("cdp.refused_by_error", extra={"session_id": session_id})
+        await websocket.send_denial_response(
+            error_response(ServiceError("unexpected error; see the service log"))
+        )
         return
     if isinstance(session, SessionRecord):
         # Cluster mode: the owner's relay, through this instance's, byte for byte.

@@ -1,0 +1,1 @@
+"""Contract fuzzing of the service's own OpenAPI document (Schemathesis); `make fuzz` runs it long."""
