@@ -1,0 +1,126 @@
+"""Remote control figures: Playwright attaching through the service's CDP relay vs to the browser itself."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import time
+from typing import Any
+
+from playwright.async_api import Browser, Playwright
+from websockets.asyncio.client import ClientConnection, connect
+
+# A tall page of random RGB noise that PNG cannot compress: a full-page screenshot of 1280 x 2400
+# pixels is about 9 MB (3 bytes a pixel), as a base64 CDP message of about 12 MB.
+NOISE_HTML = """<!doctype html><title>noise</title>
+<style>body { margin: 0 } canvas { display: block }</style>
+<script>
+window.drawn = false;
+addEventListener("load", () => {
+  for (let n = 0; n < 6; n++) {
+    const canvas = document.createElement("canvas");
+    canvas.width = 1280; canvas.height = 400;
+    document.body.appendChild(canvas);
+    const context = canvas.getContext("2d");
+    const image = context.createImageData(canvas.width, canvas.height);
+    const pixels = new Uint32Array(image.data.buffer);
+    for (let i = 0; i < pixels.length; i++) pixels[i] = (Math.random() * 0x1000000) | 0xff000000;
+    context.putImageData(image, 0, 0);
+  }
+  window.drawn = true;
+});
+</script>"""
+# A browser-initiated navigation may open a data: URL; its URL then tells the noise page from the others.
+NOISE_URL = "data:text/html;base64," + base64.b64encode(NOISE_HTML.encode()).decode()
+MIN_SCREENSHOT_BYTES = 5_000_000
+
+
+async def open_noise_page(playwright: Playwright, endpoint: str) -> None:
+    """Once, before the runs: a page in the browser's default context that stays open for all of them."""
+    browser = await playwright.chromium.connect_over_cdp(endpoint)
+    try:
+        page = await browser.contexts[0].new_page()
+        await page.goto(NOISE_URL)
+        await page.wait_for_function("window.drawn === true")
+    finally:
+        await browser.close()  # over CDP this only disconnects; the browser and the page stay
+
+
+def noise_page(browser: Browser) -> Any:
+    return next(page for page in browser.contexts[0].pages if page.url.startswith("data:text/html"))
+
+
+async def attach_and_screenshot(playwright: Playwright, endpoint: str) -> tuple[float, float, int]:
+    """(attach ms, full-page screenshot ms, PNG bytes) for one fresh connection to `endpoint`."""
+    started = time.perf_counter()
+    browser = await playwright.chromium.connect_over_cdp(endpoint)
+    attach_ms = (time.perf_counter() - started) * 1000
+    try:
+        page = noise_page(browser)
+        started = time.perf_counter()
+        png = await page.screenshot(full_page=True, type="png")
+        shot_ms = (time.perf_counter() - started) * 1000
+    finally:
+        await browser.close()
+    return attach_ms, shot_ms, len(png)
+
+
+async def raw_screenshot(endpoint: str) -> tuple[float, int]:
+    """(ms, base64 bytes) of the same full-page screenshot taken by a bare CDP client (Python websockets).
+
+    Playwright's Node client and Chromium's DevTools server make a pair of their own; this one shows
+    what the relay adds to the bytes of one ~12 MB message without them.
+    """
+    ids = itertools.count(1)
+
+    async def call(cdp: ClientConnection, method: str, params: dict, session: str | None = None) -> dict:
+        message_id = next(ids)
+        message = {"id": message_id, "method": method, "params": params}
+        if session is not None:
+            message["sessionId"] = session
+        await cdp.send(json.dumps(message))
+        while True:
+            answer = json.loads(await cdp.recv())
+            if answer.get("id") == message_id:
+                return answer["result"]
+
+    async with connect(endpoint, max_size=None, compression=None) as cdp:
+        targets = (await call(cdp, "Target.getTargets", {}))["targetInfos"]
+        target = next(t for t in targets if t["type"] == "page" and t["url"].startswith("data:text/html"))
+        attached = await call(cdp, "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True})
+        session = attached["sessionId"]
+        size = (await call(cdp, "Page.getLayoutMetrics", {}, session))["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+        params = {"format": "png", "captureBeyondViewport": True, "clip": clip}
+        started = time.perf_counter()
+        data = (await call(cdp, "Page.captureScreenshot", params, session))["data"]
+        return (time.perf_counter() - started) * 1000, len(data)
+
+
+async def relay_vs_direct(
+    playwright: Playwright, relay_url: str, direct_url: str, pairs: int
+) -> dict[str, Any]:
+    """Alternating runs (relay first in even pairs, direct first in odd ones) so load drifts hit both."""
+    await open_noise_page(playwright, direct_url)
+    for endpoint in (relay_url, direct_url):  # untimed: first connections pay one-off costs
+        await attach_and_screenshot(playwright, endpoint)
+    samples: dict[str, dict[str, list[float]]] = {
+        side: {"attach_ms": [], "screenshot_ms": [], "png_bytes": [], "raw_screenshot_ms": []}
+        for side in ("relay", "direct")
+    }
+    for run in range(pairs):
+        order = ("relay", "direct") if run % 2 == 0 else ("direct", "relay")
+        for side in order:
+            endpoint = relay_url if side == "relay" else direct_url
+            attach_ms, shot_ms, size = await attach_and_screenshot(playwright, endpoint)
+            samples[side]["attach_ms"].append(attach_ms)
+            samples[side]["screenshot_ms"].append(shot_ms)
+            samples[side]["png_bytes"].append(size)
+        for side in order:
+            raw_ms, _ = await raw_screenshot(relay_url if side == "relay" else direct_url)
+            samples[side]["raw_screenshot_ms"].append(raw_ms)
+    smallest = min(min(s["png_bytes"]) for s in samples.values())
+    if smallest < MIN_SCREENSHOT_BYTES:
+        raise RuntimeError(f"the noise screenshot is {smallest} bytes, below {MIN_SCREENSHOT_BYTES}")
+    return samples
