@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio
 
 from tests.fakes.profiles import CHROMIUM_PATH, build_master_profile
 from tests.fakes.server import StandinServer
+from tests.redis_server import RedisServer
 
 # sid_guard of the "expired_guard" profile: a 1 h session issued a day ago, cookie still in the browser.
 EXPIRED_GUARD_MAX_AGE = 3600
@@ -79,3 +82,22 @@ def display() -> Iterator[str]:
         del os.environ["DISPLAY"]
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server of the test's own, on a free loopback port, without persistence."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def store(redis_server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
+    """The test's own look into Redis: what the instances wrote there."""
+    client = redis.asyncio.Redis.from_url(redis_server.url, decode_responses=True)
+    yield client
+    with contextlib.suppress(redis.RedisError):
+        await client.aclose()

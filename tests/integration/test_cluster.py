@@ -15,7 +15,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -57,24 +57,6 @@ VIEWER = (
     "JSON.parse(document.getElementById('__UNIVERSAL_DATA_FOR_REHYDRATION__').textContent)"
     ".__DEFAULT_SCOPE__['webapp.app-context'].user.uniqueId"
 )
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-async def store(redis_server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
-    """The test's own look into Redis: what the instances wrote there."""
-    client = redis.asyncio.Redis.from_url(redis_server.url, decode_responses=True)
-    yield client
-    with contextlib.suppress(redis.RedisError):
-        await client.aclose()
 
 
 def cluster_values(
