@@ -16,8 +16,10 @@ from typing import Any
 import httpx
 import uvicorn
 
+from app.api.state import app_state
 from app.core.config import DetectionSettings, Settings
-from app.main import Server, create_app, uvicorn_options
+from app.main import create_app
+from app.server import Server, uvicorn_options
 from app.services.common.user_data import UserDataLayout
 from app.services.tiktok.service import TiktokService
 
@@ -53,7 +55,7 @@ class RunningService:
 
     @property
     def service(self) -> TiktokService:
-        return self.app.state.tiktok_service
+        return app_state(self.app).tiktok_service
 
     @property
     def layout(self) -> UserDataLayout:

@@ -25,6 +25,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket
 
 from app.api.errors import error_response
+from app.api.state import app_state
 from app.core.config import Settings
 from app.core.errors import InstanceUnreachable, ServiceError, Unauthorized
 from app.core.logging import current_request_id
@@ -161,7 +162,7 @@ def from_peer(connection: HTTPConnection) -> bool:
     A request that claims to come from a peer with a signature that does not verify is refused.
     """
     signature = connection.headers.get(PEER_HEADER)
-    forwarder: Forwarder | None = getattr(connection.app.state, "forwarder", None)
+    forwarder = app_state(connection.app).forwarder
     if signature is None or forwarder is None:  # a single instance has no peers: the header means nothing
         return False
     method = connection.scope.get("method", "GET")
@@ -172,7 +173,8 @@ def from_peer(connection: HTTPConnection) -> bool:
 
 async def _forward(request: Request, error: Exception) -> Response:
     assert isinstance(error, ForeignSession)
-    forwarder: Forwarder = request.app.state.forwarder
+    forwarder = app_state(request.app).forwarder
+    assert forwarder is not None, "a ForeignSession is raised in cluster mode only"
     try:
         return await forwarder.http(request, error.record)
     except ServiceError as failed:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -101,6 +102,13 @@ class Settings(BaseSettings):
     INSTANCE_URL: str = Field(default="", validate_default=True)
     CLUSTER_MAX_SESSIONS: Annotated[int, Field(ge=1)] | None = None
     REGISTRY_TTL: Annotated[float, Field(ge=1)] = 15
+    # SPEC §11, isolation: each browser in its own sandbox unless explicitly opted out.
+    SESSION_ISOLATION: Literal["sandbox", "none"] = "sandbox"
+    BROWSER_BLOCKED_HOSTS: CommaList = []
+    MAX_UPLOAD_BYTES: Annotated[int, Field(ge=1)] = 256 * 1024 * 1024
+    MAX_RELAYS_PER_SESSION: Annotated[int, Field(ge=1)] = 8
+    # The unprivileged uid (and gid) sandboxed browsers run as when the service runs as root.
+    SANDBOX_UID: Annotated[int, Field(ge=1, le=2**31 - 2)] = 64_500
 
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
 
@@ -186,18 +194,47 @@ class Settings(BaseSettings):
         return urlsplit(self.TIKTOK_URL).hostname or ""
 
 
+# What pydantic reads as a boolean (in any case); its own message names neither these nor the value given.
+_BOOLEAN_WORDS = "true/false, 1/0, yes/no or on/off"
+
+
 def load_settings() -> Settings:
     """Bad configuration stops the program with one clear line naming the variable."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as error:
         first = error.errors()[0]
         prefix = (
             DetectionSettings.model_config.get("env_prefix", "") if error.title == "DetectionSettings" else ""
         )
         name = prefix + ".".join(str(part) for part in first.get("loc", ())) or "configuration"
-        print(f"configuration error: {name}: {first.get('msg')}", file=sys.stderr)
+        message = first.get("msg")
+        if first.get("type") == "bool_parsing":
+            message = f"{first.get('input')!r} is not a boolean; use {_BOOLEAN_WORDS}"
+        print(f"configuration error: {name}: {message}", file=sys.stderr)
         raise SystemExit(2) from None
+    problem = user_data_problem(settings.USER_DATA_DIR)
+    if problem is not None:
+        print(f"configuration error: USER_DATA_DIR: {problem}", file=sys.stderr)
+        raise SystemExit(2)
+    return settings
+
+
+def user_data_problem(path: Path) -> str | None:
+    """Why the service cannot keep its files in `path`, or None: found at start, not by the first session."""
+    try:
+        if path.exists() and not path.is_dir():
+            return f"{path} is not a directory"
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"{path} cannot be created ({error.strerror or error})"
+    try:
+        # An unnamed file where the file system allows it: nothing is left behind, even on a crash.
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        return f"no file can be written in {path} ({error.strerror or error})"
+    return None
 
 
 @lru_cache

@@ -27,7 +27,9 @@ import redis.asyncio
 import uvicorn
 
 from app.api.forwarding import PEER_HEADER, Forwarder
-from app.main import Server, create_app, uvicorn_options
+from app.api.state import app_state
+from app.main import create_app
+from app.server import Server, uvicorn_options
 from app.services.cluster.registry import MASTER_LOCK_KEY, SLOTS_KEY, record_key
 from tests.fakes.profiles import install_master
 from tests.fakes.server import REPO_ROOT, StandinServer, free_port
@@ -251,7 +253,8 @@ async def test_a_playwright_client_attached_through_the_other_instance_drives_th
             assert pages["urls"] == [site.url], "the page on which A proved the login"
             assert (await client.run("evaluate", expression=VIEWER))["value"] == "alice"
             # Two relays: B's, to A's /cdp, and A's, to the browser.
-            assert b.app.state.forwarder.relays.open_count == 1
+            forwarder = app_state(b.app).forwarder
+            assert forwarder is not None and forwarder.relays.open_count == 1
             assert a.service.relays_open() == 1
         finally:
             await client.kill()
