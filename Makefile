@@ -16,11 +16,13 @@ $(VENV)/.installed: pyproject.toml
 
 # Xvfb lets the tests drive a visible (HEADLESS=false) window on a machine with no screen; xdotool
 # types into it as a person would (the profile login test closes the window with Ctrl+Shift+W).
+# bubblewrap, socat and setpriv (util-linux) make each browser's sandbox (SPEC §11).
 chromium:
-	@command -v chromium >/dev/null 2>&1 && command -v Xvfb >/dev/null 2>&1 && command -v xdotool >/dev/null 2>&1 || { \
-		echo "installing Debian's chromium, xvfb and xdotool"; \
+	@for tool in chromium Xvfb xdotool bwrap socat setpriv; do command -v $$tool >/dev/null 2>&1 || missing=1; done; \
+	[ -z "$$missing" ] || { \
+		echo "installing Debian's chromium, xvfb, xdotool, bubblewrap and socat"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium xvfb xdotool >/dev/null; }
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium xvfb xdotool bubblewrap socat util-linux >/dev/null; }
 
 # Cluster mode's registry (SPEC §10): the tests start their own redis-server on a free loopback port.
 redis:

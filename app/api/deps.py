@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyCookie, APIKeyHeader, APIKeyQuery
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import HTTPConnection
 
 from app.api import forwarding
 from app.api.errors import validation_error
+from app.api.state import app_state
 from app.core.errors import (
+    Forbidden,
     InvalidRequest,
     PayloadTooLarge,
     RequestTimeout,
@@ -25,6 +27,7 @@ from app.core.errors import (
 from app.core.security import key_matches
 from app.schemas.tiktok import TikTokSessionRequest
 from app.services.cluster.registry import SessionRecord
+from app.services.common.access import Scope
 from app.services.tiktok.service import TiktokService
 from app.services.tiktok.session import LiveSession
 
@@ -42,7 +45,7 @@ SessionTokenParam = Annotated[str | None, Security(_token_scheme)]
 
 
 def has_api_key(connection: HTTPConnection, header_key: str | None, cookie_key: str | None) -> bool:
-    accepted: tuple[str, ...] | None = connection.app.state.api_keys
+    accepted = app_state(connection.app).api_keys
     if accepted is None:  # AUTH_DISABLED=true, warned about at start
         return True
     return any(key_matches(candidate, accepted) for candidate in (header_key, cookie_key))
@@ -54,7 +57,7 @@ async def require_api_key(connection: HTTPConnection, header_key: HeaderKey, coo
 
 
 async def get_tiktok_service(connection: HTTPConnection) -> TiktokService:
-    return connection.app.state.tiktok_service
+    return app_state(connection.app).tiktok_service
 
 
 Sessions = Annotated[TiktokService, Depends(get_tiktok_service)]
@@ -87,49 +90,61 @@ async def authorize_session(
     header_key: str | None,
     cookie_key: str | None,
     token: str | None,
+    needed: Scope = Scope.CONTROL,
 ) -> LiveSession | SessionRecord:
-    """A session's own routes: an API key, or that session's token (useless for any other session).
+    """A session's own routes: what this caller may do with the session, checked against `needed`.
 
-    Another instance's session (a record) is checked the same way here, so a refused WebSocket is
-    refused before its upgrade, and again by the owner the request is forwarded to.
+    An API key may do everything; the session's control token everything with this session; a view
+    token only watch it (SPEC §11). Another instance's session (a record) is checked here with the
+    tokens the registry holds, so a refused WebSocket is refused before its upgrade, and again by the
+    owner the request is forwarded to.
     """
     key_ok = has_api_key(connection, header_key, cookie_key)
     if not key_ok and not token:
         raise Unauthorized("send an API key, or this session's token as ?token=")
     session = await sessions.find_anywhere(session_id, here_only=forwarding.from_peer(connection))
-    # Bytes: compare_digest refuses non-ASCII text, and a client may send any characters.
-    token_ok = (
-        session is not None
-        and token is not None
-        and hmac.compare_digest(token.encode(), session.token.encode())
-    )
-    if not (key_ok or token_ok):
+    scope = Scope.CONTROL if key_ok else None
+    if scope is None and session is not None:
+        scope = session.scope_of(token)
+    if scope is None:
         # The same answer whether the session exists or not: a token must not probe for ids.
         raise Unauthorized("the token is not this session's (or the session has ended)")
     if session is None:
         raise SessionNotFound(f"no live session with id {session_id}")
+    if not scope.allows(needed):
+        raise Forbidden("a view link only opens the live view; use the cdp_url token or an API key")
     if isinstance(session, LiveSession):
         session.touch()
     return session
 
 
-async def get_session_with_token(
-    session_id: str,
-    connection: HTTPConnection,
-    sessions: Sessions,
-    header_key: HeaderKey,
-    cookie_key: CookieKey,
-    token: SessionTokenParam,
-) -> LiveSession:
-    session = await authorize_session(connection, sessions, session_id, header_key, cookie_key, token)
-    if isinstance(session, SessionRecord):
-        raise forwarding.ForeignSession(session)
-    return session
+def session_with(needed: Scope) -> Callable[..., Awaitable[LiveSession]]:
+    """A dependency: the session in the path, for a caller allowed `needed` on it."""
+
+    async def dependency(
+        session_id: str,
+        connection: HTTPConnection,
+        sessions: Sessions,
+        header_key: HeaderKey,
+        cookie_key: CookieKey,
+        token: SessionTokenParam,
+    ) -> LiveSession:
+        session = await authorize_session(
+            connection, sessions, session_id, header_key, cookie_key, token, needed
+        )
+        if isinstance(session, SessionRecord):
+            raise forwarding.ForeignSession(session)
+        return session
+
+    return dependency
 
 
 LiveSessionDep = Annotated[LiveSession, Depends(get_live_session)]
 AnySession = Annotated[LiveSession | SessionRecord, Depends(get_any_session)]
-SessionWithToken = Annotated[LiveSession, Depends(get_session_with_token)]
+# The control token or an API key: CDP, screenshot, downloads, files, keepalive, view links.
+SessionWithToken = Annotated[LiveSession, Depends(session_with(Scope.CONTROL))]
+# Any of the session's tokens: the live view and its pictures.
+ViewedSession = Annotated[LiveSession, Depends(session_with(Scope.VIEW))]
 
 
 async def _read_body_bounded(request: Request) -> bytes:
@@ -152,11 +167,14 @@ async def _read_body_bounded(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def read_session_request(request: Request) -> TikTokSessionRequest:
-    """The body is optional, so it is read by hand: empty → defaults; otherwise a JSON object."""
+Body = TypeVar("Body", bound=BaseModel)
+
+
+async def read_json_body(request: Request, model: type[Body]) -> Body:
+    """An optional JSON object body: empty → the model's defaults; otherwise validated against it."""
     raw = await _read_body_bounded(request)
     if not raw.strip():
-        return TikTokSessionRequest()
+        return model()
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type and media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType(f"the body is {media_type}; send application/json (or no body)")
@@ -167,9 +185,14 @@ async def read_session_request(request: Request) -> TikTokSessionRequest:
     if not isinstance(payload, dict):
         raise InvalidRequest("the body must be a JSON object such as {}")
     try:
-        return TikTokSessionRequest.model_validate(payload)
+        return model.model_validate(payload)
     except ValidationError as error:
         raise validation_error(list(error.errors())) from None
+
+
+async def read_session_request(request: Request) -> TikTokSessionRequest:
+    """The body is optional, so it is read by hand: empty → defaults; otherwise a JSON object."""
+    return await read_json_body(request, TikTokSessionRequest)
 
 
 SessionRequest = Annotated[TikTokSessionRequest, Depends(read_session_request)]

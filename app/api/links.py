@@ -10,13 +10,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 from starlette.requests import HTTPConnection
 
+from app.api.state import app_state
 from app.schemas.tiktok import SessionInfo, SessionLinks
 from app.services.cluster.registry import SessionRecord
 from app.services.tiktok.session import LiveSession
 
 
 def public_base(connection: HTTPConnection) -> str:
-    configured: str | None = connection.app.state.settings.PUBLIC_URL
+    configured = app_state(connection.app).settings.PUBLIC_URL
     return configured or str(connection.base_url).rstrip("/")
 
 
@@ -25,12 +26,18 @@ def for_session(session: LiveSession | SessionRecord, connection: HTTPConnection
         return SessionLinks()
     base = urlsplit(public_base(connection))
     path = f"{base.path.rstrip('/')}/tiktok/session/{session.id}"
-    query = f"token={session.token}"
     ws_scheme = "wss" if base.scheme == "https" else "ws"
     return SessionLinks(
-        cdp_url=urlunsplit((ws_scheme, base.netloc, f"{path}/cdp", query, "")),
-        view_url=urlunsplit((base.scheme, base.netloc, f"{path}/view", query, "")),
+        # The control token drives the browser; the view_url's token only watches it (SPEC §11).
+        cdp_url=urlunsplit((ws_scheme, base.netloc, f"{path}/cdp", f"token={session.token}", "")),
+        view_url=view_url(session, connection, session.view_token),
     )
+
+
+def view_url(session: LiveSession | SessionRecord, connection: HTTPConnection, token: str) -> str:
+    base = urlsplit(public_base(connection))
+    path = f"{base.path.rstrip('/')}/tiktok/session/{session.id}/view"
+    return urlunsplit((base.scheme, base.netloc, path, f"token={token}", ""))
 
 
 def describe(session: LiveSession | SessionRecord, connection: HTTPConnection) -> SessionInfo:

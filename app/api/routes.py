@@ -7,9 +7,8 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
-from fastapi.responses import HTMLResponse
 
-from app.api import links
+from app.api import links, session_tools
 from app.api.deps import (
     AnySession,
     LiveSessionDep,
@@ -20,7 +19,7 @@ from app.api.deps import (
     require_api_key,
 )
 from app.api.errors import error_response, openapi_errors
-from app.api.live_view import render_view
+from app.api.state import app_state
 from app.core import metrics
 from app.core.errors import (
     InstanceUnreachable,
@@ -98,7 +97,10 @@ async def ready(sessions: Sessions) -> ReadyResponse:
         problems = "; ".join(f"{name}: {state}" for name, state in checks.items() if state != "ok")
         raise NotReady(problems, checks=checks)
     return ReadyResponse(
-        checks=checks, generation=await sessions.generation(), warm_sessions=sessions.warm.ready_count
+        checks=checks,
+        generation=await sessions.generation(),
+        warm_sessions=sessions.warm.ready_count,
+        isolation=sessions.browsers.isolation.value,
     )
 
 
@@ -109,7 +111,7 @@ async def ready(sessions: Sessions) -> ReadyResponse:
     responses={200: {"content": {metrics.CONTENT_TYPE: {}}, "description": "Prometheus text format"}},
 )
 async def prometheus_metrics(request: Request) -> Response:
-    return Response(request.app.state.metrics.render(), media_type=metrics.CONTENT_TYPE)
+    return Response(app_state(request.app).metrics.render(), media_type=metrics.CONTENT_TYPE)
 
 
 @tiktok.post(
@@ -238,8 +240,10 @@ async def delete_session(session: LiveSessionDep) -> SessionClosedResponse:
     return SessionClosedResponse(session_id=session.id)
 
 
-@tiktok.post("/session/{session_id}/keepalive", response_model=SessionInfoResponse, responses=_SESSION_ERRORS)
-async def keep_alive(session: LiveSessionDep, request: Request) -> SessionInfoResponse:
+@session_access.post(
+    "/session/{session_id}/keepalive", response_model=SessionInfoResponse, responses=_SESSION_ERRORS
+)
+async def keep_alive(session: SessionWithToken, request: Request) -> SessionInfoResponse:
     return SessionInfoResponse(**links.describe(session, request).model_dump(), message="Idle timer reset")
 
 
@@ -266,23 +270,20 @@ async def screenshot(
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
-@session_access.get("/session/{session_id}/view", response_class=HTMLResponse, responses=_SESSION_ERRORS)
-async def live_view(session: SessionWithToken, request: Request) -> HTMLResponse:
-    return HTMLResponse(render_view(links.describe(session, request)), headers={"Cache-Control": "no-store"})
-
-
 @session_access.websocket("/session/{session_id}/cdp")
 async def cdp(websocket: WebSocket, session_id: str) -> None:
     """The session's Chrome DevTools Protocol, relayed byte for byte (SPEC §8)."""
     try:
         session = await authorize_session(
             websocket,
-            websocket.app.state.tiktok_service,
+            app_state(websocket.app).tiktok_service,
             session_id,
             websocket.headers.get("x-api-key"),
             websocket.cookies.get("session_token"),
             websocket.query_params.get("token"),
         )
+        if isinstance(session, LiveSession):
+            session.check_relay_room()
     except ServiceError as refused:
         # Refused before the upgrade: the client never reaches DevTools, and gets the usual envelope.
         await websocket.send_denial_response(error_response(refused))
@@ -296,10 +297,13 @@ async def cdp(websocket: WebSocket, session_id: str) -> None:
         return
     if isinstance(session, SessionRecord):
         # Cluster mode: the owner's relay, through this instance's, byte for byte.
-        await websocket.app.state.forwarder.websocket(websocket, session)
+        forwarder = app_state(websocket.app).forwarder
+        assert forwarder is not None, "another instance's session exists in cluster mode only"
+        await forwarder.websocket(websocket, session)
     else:
         await session.attach(websocket)
 
 
 router.include_router(tiktok)
 router.include_router(session_access)
+router.include_router(session_tools.router)

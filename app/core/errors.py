@@ -67,6 +67,21 @@ class SessionNotFound(NotFound):
     example = {"details": "no live session with id 3f0c2a9e-5b8e-4f57-9c55-1b2f3e4d5a6b"}
 
 
+class FileNotInSession(NotFound):
+    code = "FILE_NOT_FOUND"
+    message = "File not found"
+    description = "The session has no downloaded file of that name"
+    example = {"details": "session 3f0c2a9e-5b8e-4f57-9c55-1b2f3e4d5a6b has no download named 'a.pdf'"}
+
+
+class Forbidden(ServiceError):
+    code = "FORBIDDEN"
+    http_status = 403
+    message = "Not allowed with this token"
+    description = "A view token used where the session's control token or an API key is needed"
+    example = {"details": "a view link only opens the live view; use the cdp_url token or an API key"}
+
+
 class MethodNotAllowed(ServiceError):
     code = "METHOD_NOT_ALLOWED"
     http_status = 405
@@ -180,6 +195,22 @@ class TooManySessions(ServiceError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class TooManyRelays(ServiceError):
+    code = "TOO_MANY_RELAYS"
+    http_status = 429
+    message = "Too many connections to this session"
+    description = "MAX_RELAYS_PER_SESSION CDP and view connections to the session are open already"
+    example = {"details": "session … already has 8 CDP and view connections", "limit": 8}
+
+
+class InvalidFileName(ServiceError):
+    code = "INVALID_FILE_NAME"
+    http_status = 422
+    message = "Invalid file name"
+    description = "`name` must be a plain file name (no path, no leading dot, at most 200 bytes)"
+    example = {"details": "'../x' is not a plain file name"}
 
 
 class SessionStartTimeout(ServiceError):

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -28,6 +28,10 @@ class ServiceState(Protocol):
     def warm_ready(self) -> int: ...
 
     def relays_open(self) -> int: ...
+
+    def isolation(self) -> str: ...
+
+    def egress_refused(self) -> int: ...
 
 
 class _StateCollector(Collector):
@@ -49,6 +53,19 @@ class _StateCollector(Collector):
             "tiktok_cdp_relays_open",
             "CDP relays open to remote clients",
             value=state.relays_open() if state else 0,
+        )
+        isolation = GaugeMetricFamily(
+            "tiktok_session_isolation",
+            "SESSION_ISOLATION in force (1 for the mode that runs)",
+            labels=["mode"],
+        )
+        for mode in ("sandbox", "none"):
+            isolation.add_metric([mode], 1 if state and state.isolation() == mode else 0)
+        yield isolation
+        yield CounterMetricFamily(
+            "tiktok_egress_refused",
+            "Connections of session browsers refused by the egress gate (local, link-local, blocked)",
+            value=state.egress_refused() if state else 0,
         )
 
 

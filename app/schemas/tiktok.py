@@ -36,7 +36,7 @@ class SessionLinks(BaseModel):
     )
     view_url: str | None = Field(
         default=None,
-        description="A live view for people: the page's screenshot, refreshed about once a second",
+        description="A live view for people, view-only: its token watches the session and cannot drive it",
         examples=["http://127.0.0.1:5681/tiktok/session/3f0c2a9e-5b8e-4f57-9c55-1b2f3e4d5a6b/view?token=…"],
     )
 
@@ -97,6 +97,53 @@ class ReadyResponse(BaseModel):
     checks: dict[str, str] = Field(examples=[{"browser": "ok", "master": "ok", "clones": "ok"}])
     generation: str | None = Field(default=None, description="The master's generation marker")
     warm_sessions: int = Field(default=0, description="Warm sessions ready for hand-out")
+    isolation: Literal["sandbox", "none"] = Field(
+        default="sandbox", description="SESSION_ISOLATION: whether each browser runs in its own sandbox"
+    )
+
+
+class DownloadItem(BaseModel):
+    name: str = Field(examples=["report.pdf"])
+    size: int = Field(ge=0)
+    created_at: datetime
+
+
+class DownloadListResponse(BaseModel):
+    status: Literal["success"] = "success"
+    message: str = "Downloads of the session"
+    downloads: list[DownloadItem]
+
+
+class UploadResponse(BaseModel):
+    status: Literal["success"] = "success"
+    message: str = "File stored for the session's browser"
+    path: str = Field(
+        description="The file's path as the browser sees it: pass it to DOM.setFileInputFiles",
+        examples=["/session/uploads/video.mp4"],
+    )
+    size: int = Field(ge=0)
+
+
+class ViewLinkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    interactive: bool = Field(default=False, description="whether the person may click and type")
+    ttl: float = Field(default=600, ge=1, description="seconds the link works (at most MAX_SESSION_DURATION)")
+
+
+class ViewLinkResponse(BaseModel):
+    status: Literal["success"] = "success"
+    message: str = "View link created"
+    url: str
+    interactive: bool
+    expires_at: datetime
+
+
+class ViewLinksRevokedResponse(BaseModel):
+    status: Literal["success"] = "success"
+    message: str = "Every view link of the session is revoked"
+    session_id: str
+    view_url: str | None = Field(default=None, description="The session's new view-only link")
 
 
 class ErrorDetails(BaseModel):

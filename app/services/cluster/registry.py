@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import math
@@ -41,6 +42,7 @@ from app.core.config import Settings
 from app.core.errors import RegistryUnavailable, TooManySessions, UserDataLocked
 from app.schemas.tiktok import SessionInfo
 from app.services.cluster import scripts
+from app.services.common.access import Scope
 
 if TYPE_CHECKING:
     from app.services.tiktok.session import LiveSession
@@ -89,9 +91,21 @@ class SessionRecord:
     owner_url: str
     details: dict[str, Any]
     state: Literal["live"] = "live"
+    # The view-only token of the session's `view_url`; view links minted later are known to the owner.
+    view_token: str = ""
 
     def info(self) -> SessionInfo:
         return SessionInfo.model_validate(self.details)
+
+    def scope_of(self, token: str | None) -> Scope | None:
+        if not token:
+            return None
+        candidate = token.encode()
+        if hmac.compare_digest(candidate, self.token.encode()):
+            return Scope.CONTROL
+        if self.view_token and hmac.compare_digest(candidate, self.view_token.encode()):
+            return Scope.VIEW
+        return None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -101,13 +115,21 @@ class SessionRecord:
                 "owner_id": self.owner_id,
                 "owner_url": self.owner_url,
                 "info": self.details,
+                "view_token": self.view_token,
             }
         )
 
     @classmethod
     def from_json(cls, raw: str) -> SessionRecord:
         data = json.loads(raw)
-        return cls(data["id"], data["token"], data["owner_id"], data["owner_url"], data["info"])
+        return cls(
+            data["id"],
+            data["token"],
+            data["owner_id"],
+            data["owner_url"],
+            data["info"],
+            view_token=data.get("view_token", ""),
+        )
 
 
 class MasterLease:
@@ -254,7 +276,14 @@ class ClusterRegistry:
 
     def _record_of(self, session: LiveSession) -> SessionRecord:
         details = session.info().model_dump(mode="json", exclude={"cdp_url", "view_url"})
-        return SessionRecord(session.id, session.token, self.instance_id, self.instance_url, details)
+        return SessionRecord(
+            session.id,
+            session.token,
+            self.instance_id,
+            self.instance_url,
+            details,
+            view_token=session.view_token,
+        )
 
     # --- what the service asks -------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -13,6 +14,8 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from app.core.errors import BrowserLaunchFailed
+
+SANDBOX_DEVTOOLS_PORT = 9222  # inside a sandbox's own network namespace
 
 # Without these Chromium keeps calling Google services; on a closed network that is a flood of
 # refused connections at every start. Scrapling strips a plain `--disable-component-update`
@@ -41,19 +44,35 @@ class BrowserOptions:
     headless: bool
     proxy: SecretStr | None
     flags: tuple[str, ...]
-    # Also listen for DevTools on a free port of 127.0.0.1 (beside Playwright's pipe), so the
-    # session can later be handed to a remote client. Off unless asked for.
+    # Also listen for DevTools on 127.0.0.1 (beside Playwright's pipe), so the session can later be
+    # handed to a remote client. Off unless asked for. A sandboxed browser has a loopback of its own,
+    # where a fixed port cannot collide; otherwise Chromium picks a free one.
     devtools_port: bool = False
+    sandboxed: bool = False
 
     def launch_flags(self) -> tuple[str, ...]:
         if not self.devtools_port:
             return self.flags
-        return self.flags + ("--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0")
+        port = SANDBOX_DEVTOOLS_PORT if self.sandboxed else 0
+        return self.flags + ("--remote-debugging-address=127.0.0.1", f"--remote-debugging-port={port}")
 
 
-def chromium_flags() -> tuple[str, ...]:
-    # Chromium's sandbox cannot start as root; as any other user it stays on.
-    return REQUIRED_FLAGS + (("--no-sandbox",) if os.geteuid() == 0 else ())
+def chromium_flags(sandboxed: bool = False) -> tuple[str, ...]:
+    # Chromium's own sandbox cannot start as root. In our sandbox it runs as an unprivileged uid and
+    # stays on; unsandboxed (SESSION_ISOLATION=none) as root it has to be switched off.
+    return REQUIRED_FLAGS + (("--no-sandbox",) if os.geteuid() == 0 and not sandboxed else ())
+
+
+# Variables the driver and the browsers may see: nothing of the service's configuration (API keys, proxy
+# credentials, Redis URL) reaches a process a session's client drives.
+_BROWSER_ENV_KEPT = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "DISPLAY", "XAUTHORITY", "TMPDIR")
+
+
+def browser_environment() -> dict[str, str]:
+    """The environment the Patchright driver and unsandboxed browsers start with."""
+    kept = {name: os.environ[name] for name in _BROWSER_ENV_KEPT if name in os.environ}
+    kept.update({name: value for name, value in os.environ.items() if name.startswith("LC_")})
+    return kept
 
 
 def find_browser(configured: Path | None) -> Path:
@@ -123,6 +142,37 @@ def devtools_endpoint(profile_dir: Path) -> str | None:
     except (OSError, ValueError):
         return None
     return f"ws://127.0.0.1:{port}{path}"
+
+
+async def devtools_endpoint_via(socket_path: Path, timeout: float = 2.0) -> str | None:
+    """`ws://127.0.0.1/devtools/browser/<id>` of a sandboxed browser, asked through its DevTools socket.
+
+    The bridge inside the sandbox starts beside Chromium, so the first attempts may find nobody yet.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(socket_path))
+            try:
+                writer.write(b"GET /json/version HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                # Chromium keeps the connection open: read the head, then exactly the body it announces.
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                body = await asyncio.wait_for(reader.readexactly(length), timeout)
+            finally:
+                writer.close()
+            url = json.loads(body).get("webSocketDebuggerUrl")
+            if isinstance(url, str) and url:
+                return url
+        except (OSError, ValueError, TimeoutError, StopIteration, asyncio.IncompleteReadError):
+            pass
+        if asyncio.get_running_loop().time() > deadline:
+            return None
+        await asyncio.sleep(0.02)
 
 
 def kill_browsers_using(profile_dir: Path) -> int:

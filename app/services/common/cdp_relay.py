@@ -32,10 +32,11 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Literal
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,10 @@ INTERNAL_ERROR = 1011
 # `in` rules them out. Only a hit is parsed, to tell the command from a parameter that equals the name.
 _BROWSER_CLOSE_TEXT = '"Browser.close"'
 _BROWSER_CLOSE_BYTES = _BROWSER_CLOSE_TEXT.encode()
+# Likewise for the one kind of command the relay rewrites (SPEC §11): where downloads go.
+_DOWNLOAD_BEHAVIOR_TEXT = "etDownloadBehavior"
+_DOWNLOAD_BEHAVIOR_BYTES = _DOWNLOAD_BEHAVIOR_TEXT.encode()
+_DOWNLOAD_COMMANDS = frozenset({"Browser.setDownloadBehavior", "Page.setDownloadBehavior"})
 
 
 class RelayEnd:
@@ -94,6 +99,34 @@ def is_browser_close(message: str | bytes) -> bool:
     return isinstance(command, dict) and command.get("method") == "Browser.close"
 
 
+def redirect_downloads(message: str | bytes, download_path: str) -> str | bytes:
+    """A `*.setDownloadBehavior` command with its `downloadPath` set to the session's own folder.
+
+    Playwright's `connect_over_cdp` names a folder of the client's machine; any client may name any
+    path. Downloads are the session's, so they land in its folder whatever was asked. Every other
+    message is returned as it is (the same object).
+    """
+    hit = (
+        _DOWNLOAD_BEHAVIOR_TEXT in message
+        if isinstance(message, str)
+        else _DOWNLOAD_BEHAVIOR_BYTES in message
+    )
+    if not hit:
+        return message
+    try:
+        command = json.loads(message)
+    except ValueError:
+        return message
+    if not isinstance(command, dict) or command.get("method") not in _DOWNLOAD_COMMANDS:
+        return message
+    params = command.get("params")
+    if not isinstance(params, dict) or params.get("behavior") not in ("allow", "allowAndName"):
+        return message
+    params["downloadPath"] = download_path
+    text = json.dumps(command, separators=(",", ":"))
+    return text if isinstance(message, str) else text.encode()
+
+
 def _ignore_activity(direction: Direction) -> None:
     pass
 
@@ -110,9 +143,14 @@ class CdpRelay:
         on_browser_close: BrowserCloseCallback | None = None,
         open_timeout: float = OPEN_TIMEOUT,
         upstream_headers: Mapping[str, str] | None = None,
+        upstream_socket: Path | None = None,
+        download_path: str | None = None,
     ) -> None:
         self._client = client
         self._upstream_url = upstream_url
+        # A sandboxed browser's DevTools: a unix socket only the service can open.
+        self._upstream_socket = upstream_socket
+        self._download_path = download_path
         # For an upstream that is another instance's /cdp (cluster mode): the client's credentials.
         self._upstream_headers = upstream_headers
         # Called for every message in either direction, in the relay's task: keep it to a timestamp.
@@ -156,8 +194,7 @@ class CdpRelay:
             await self._close_client(NORMAL_CLOSURE, "session ended")
             return RelayEnd.CLOSED
         try:
-            upstream = await connect(
-                self._upstream_url,
+            upstream = await self._connect_upstream(
                 additional_headers=self._upstream_headers,
                 # websockets' 1 MiB default would cut screenshots and page content; Chromium sets the limit.
                 max_size=None,
@@ -197,6 +234,11 @@ class CdpRelay:
                 closing.append(self._close_client(*_CLIENT_CLOSE[end]))
             await asyncio.gather(*closing)
 
+    def _connect_upstream(self, **options: object) -> connect:
+        if self._upstream_socket is None:
+            return connect(self._upstream_url, **options)
+        return unix_connect(str(self._upstream_socket), self._upstream_url, **options)
+
     async def _pump(self, upstream: ClientConnection) -> str:
         to_browser = asyncio.create_task(self._client_to_browser(upstream))
         to_client = asyncio.create_task(self._browser_to_client(upstream))
@@ -223,6 +265,8 @@ class CdpRelay:
             self._on_activity("to_browser")
             if self._on_browser_close is not None and is_browser_close(data):
                 self._on_browser_close()
+            if self._download_path is not None:
+                data = redirect_downloads(data, self._download_path)
             try:
                 # Returns once the frame is in the socket's write buffer below its limit: the next
                 # client message is not read before then.
@@ -278,6 +322,8 @@ class RelayHub:
         on_activity: ActivityCallback | None = None,
         on_browser_close: BrowserCloseCallback | None = None,
         upstream_headers: Mapping[str, str] | None = None,
+        upstream_socket: Path | None = None,
+        download_path: str | None = None,
     ) -> str:
         """Run a relay for this client until it ends; returns its `RelayEnd` value.
 
@@ -289,6 +335,8 @@ class RelayHub:
             on_activity=on_activity,
             on_browser_close=on_browser_close,
             upstream_headers=upstream_headers,
+            upstream_socket=upstream_socket,
+            download_path=download_path,
         )
         if self._closed:
             await relay.close()

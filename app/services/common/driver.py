@@ -15,13 +15,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from patchright._impl import _transport
 from patchright.async_api import async_playwright
+
+from app.services.common.browser import browser_environment
 
 logger = logging.getLogger(__name__)
 
 # End reason of a browser whose driver died: its context can no longer be driven, whatever Chromium does.
 DRIVER_LOST = "driver_lost"
 STOP_TIMEOUT = 5.0  # seconds; a driver that does not stop by then is dead or dying anyway
+
+
+def _driver_environment() -> dict[str, str]:
+    # Patchright starts its driver with a copy of the whole service environment (API_KEYS, PROXY,
+    # REDIS_URL...). The driver runs beside every browser a client drives: it gets only what it needs.
+    # (`_transport.get_driver_env` is the one place the driver's environment is made; checked by
+    # tests/integration/test_isolation.py against the installed Patchright.)
+    env = _patchright_driver_env()
+    return browser_environment() | {name: value for name, value in env.items() if name.startswith("PW_")}
+
+
+_patchright_driver_env = _transport.get_driver_env
+_transport.get_driver_env = _driver_environment
 
 
 class DriverLostDuringLaunch(RuntimeError):

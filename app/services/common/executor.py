@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.services.common.browser import devtools_endpoint, kill_browsers_using
+from app.services.common.browser import devtools_endpoint, devtools_endpoint_via, kill_browsers_using
+from app.services.common.sandbox import SessionBox
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +33,10 @@ class AbstractBrowsingExecutor(ABC):
     and guarantees that after `close()` no browser process is left running on the profile.
     """
 
-    def __init__(self, profile_dir: Path):
+    def __init__(self, profile_dir: Path, box: SessionBox | None = None):
         self.profile_dir = profile_dir
+        # The browser's own folders (downloads, uploads, sockets); removed once the browser is gone.
+        self.box = box
         self.context: Any = None
         self.page: Any = None
         self._on_end: Callable[[str], None] | None = None
@@ -43,6 +46,8 @@ class AbstractBrowsingExecutor(ABC):
         self.ended_reason: str | None = None
         # `ws://127.0.0.1:<port>/devtools/browser/<id>` when the browser listens for DevTools on loopback.
         self.devtools_url: str | None = None
+        # A sandboxed browser's loopback is its own: its DevTools is reached through this unix socket.
+        self.devtools_socket: Path | None = None
 
     @abstractmethod
     async def _launch(self) -> Any:
@@ -65,8 +70,11 @@ class AbstractBrowsingExecutor(ABC):
         # half-way (which would orphan a Chromium); close() waits for it and then releases it.
         self._launch_task = asyncio.get_running_loop().create_task(self._launch())
         self.context = await asyncio.shield(self._launch_task)
-        # Chromium writes the file once it listens, before the launch returns.
-        self.devtools_url = devtools_endpoint(self.profile_dir)
+        if self.devtools_socket is not None:
+            self.devtools_url = await devtools_endpoint_via(self.devtools_socket)
+        else:
+            # Chromium writes the file once it listens, before the launch returns.
+            self.devtools_url = devtools_endpoint(self.profile_dir)
         pages = self.context.pages
         self.page = pages[0] if pages else await self.context.new_page()
         self.context.on("close", lambda _context: self._ended(BrowserEnd.BROWSER_CLOSED))
@@ -117,4 +125,8 @@ class AbstractBrowsingExecutor(ABC):
         finally:
             self.context = None
             self.page = None
-            self._closed.set()
+            try:
+                if self.box is not None:
+                    await self.box.remove()
+            finally:
+                self._closed.set()

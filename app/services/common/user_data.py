@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from app.core.errors import MasterProfileMissing
 from app.services.common.profile_lock import ProfileLock
@@ -113,42 +114,39 @@ class UserDataLayout:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
-class Clone:
-    """One clone directory, owned by this process for as long as the object is not removed.
+class OwnedDir:
+    """A directory owned by this process (its `<id>.owner` file flock'ed) until it is removed.
 
-    Build it with `clone_master()`. `remove()` is idempotent and safe to call from several tasks at once:
-    every caller returns only once the clone is gone.
+    `remove()` is idempotent and safe to call from several tasks at once: every caller returns only once
+    the directory is gone. `sweep_orphans()` deletes the ones whose owner died.
     """
 
-    def __init__(self, layout: UserDataLayout, clone_id: str, owner_fd: int):
-        self.clone_id = clone_id
-        self.path = layout.clone_dir(clone_id)
-        self.owner_file = layout.owner_file(clone_id)
+    def __init__(self, parent: Path, dir_id: str, owner_fd: int):
+        self.dir_id = dir_id
+        self.path = parent / dir_id
+        self.owner_file = parent / f"{dir_id}{OWNER_SUFFIX}"
         self._owner_fd: int | None = owner_fd
         self._remove_lock = threading.Lock()
-        # What the copy wrote and how long it took: for the metrics and the benchmark.
-        self.bytes_copied = 0
-        self.copy_seconds = 0.0
 
     @classmethod
-    def create_sync(cls, layout: UserDataLayout, clone_id: str) -> Clone:
-        """Claim `clone_id` and make its empty directory. Blocking."""
-        _check_clone_id(clone_id)
-        layout.ensure()
-        owner_file = layout.owner_file(clone_id)
+    def claim_sync(cls, parent: Path, dir_id: str) -> Self:
+        """Claim `dir_id` under `parent` and make its empty directory. Blocking."""
+        _check_clone_id(dir_id)
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        owner_file = parent / f"{dir_id}{OWNER_SUFFIX}"
         # Owner file first, locked, and only then the directory: a sweeper must never see the directory
         # without a locked owner next to it.
         fd = os.open(owner_file, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            # For a human looking at a stuck clone; the lock, not this pid, is what sweeping trusts.
+            # For a human looking at a stuck directory; the lock, not this pid, is what sweeping trusts.
             os.write(fd, f"{os.getpid()}\n".encode())
-            os.mkdir(layout.clone_dir(clone_id), 0o700)
+            os.mkdir(parent / dir_id, 0o700)
         except BaseException:
             _unlink_quietly(owner_file)
             os.close(fd)
             raise
-        return cls(layout, clone_id, fd)
+        return cls(parent, dir_id, fd)
 
     @property
     def removed(self) -> bool:
@@ -173,7 +171,27 @@ class Clone:
             self._owner_fd = None
 
     def __repr__(self) -> str:
-        return f"Clone(clone_id={self.clone_id!r}, removed={self.removed})"
+        return f"{type(self).__name__}(dir_id={self.dir_id!r}, removed={self.removed})"
+
+
+class Clone(OwnedDir):
+    """One session's private copy of the master. Build it with `clone_master()`."""
+
+    def __init__(self, parent: Path, dir_id: str, owner_fd: int):
+        super().__init__(parent, dir_id, owner_fd)
+        # What the copy wrote and how long it took: for the metrics and the benchmark.
+        self.bytes_copied = 0
+        self.copy_seconds = 0.0
+
+    @property
+    def clone_id(self) -> str:
+        return self.dir_id
+
+    @classmethod
+    def create_sync(cls, layout: UserDataLayout, clone_id: str) -> Clone:
+        """Claim `clone_id` and make its empty directory. Blocking."""
+        layout.ensure()
+        return cls.claim_sync(layout.clones, clone_id)
 
 
 class _CopyAborted(Exception):
@@ -212,7 +230,12 @@ async def sweep_orphan_clones(layout: UserDataLayout) -> list[str]:
 
     A clone owned by a live process — another worker, or this one — is never touched.
     """
-    return await asyncio.to_thread(_sweep_sync, layout)
+    return await sweep_orphans(layout.clones)
+
+
+async def sweep_orphans(parent: Path) -> list[str]:
+    """Delete the owned directories under `parent` whose owning process is gone; return their ids."""
+    return await asyncio.to_thread(_sweep_sync, parent)
 
 
 def _clone_master_sync(layout: UserDataLayout, clone_id: str, abort: threading.Event) -> Clone:
@@ -285,9 +308,9 @@ def _relocated_link(target: str, master: Path, clone: Path) -> str:
     return target
 
 
-def _sweep_sync(layout: UserDataLayout) -> list[str]:
+def _sweep_sync(parent: Path) -> list[str]:
     try:
-        entries = list(os.scandir(layout.clones))
+        entries = list(os.scandir(parent))
     except FileNotFoundError:
         return []
     directories = {entry.name for entry in entries if entry.is_dir(follow_symlinks=False)}
@@ -301,15 +324,15 @@ def _sweep_sync(layout: UserDataLayout) -> list[str]:
                 continue
         else:
             continue
-        if _remove_if_orphaned(layout, clone_id):
+        if _remove_if_orphaned(parent, clone_id):
             removed.append(clone_id)
     if removed:
-        logger.info("clone.orphans_removed count=%d clone_ids=%s", len(removed), ",".join(removed))
+        logger.info("orphans_removed parent=%s count=%d ids=%s", parent, len(removed), ",".join(removed))
     return removed
 
 
-def _remove_if_orphaned(layout: UserDataLayout, clone_id: str) -> bool:
-    owner_file = layout.owner_file(clone_id)
+def _remove_if_orphaned(parent: Path, clone_id: str) -> bool:
+    owner_file = parent / f"{clone_id}{OWNER_SUFFIX}"
     try:
         # No O_CREAT: a missing owner file is itself the proof that nobody owns the directory.
         fd: int | None = os.open(owner_file, os.O_RDWR | os.O_CLOEXEC)
@@ -322,7 +345,7 @@ def _remove_if_orphaned(layout: UserDataLayout, clone_id: str) -> bool:
             except BlockingIOError:
                 return False  # its owner is alive
         try:
-            _rmtree(layout.clone_dir(clone_id))
+            _rmtree(parent / clone_id)
         except OSError as exc:
             logger.warning("clone.orphan_remove_failed clone_id=%s error=%s", clone_id, exc)
             return False

@@ -14,10 +14,12 @@ from urllib.parse import urlsplit
 from scrapling.fetchers import AsyncStealthySession
 
 from app.core.config import DetectionSettings
-from app.services.common.browser import BrowserOptions, browser_pids_using
+from app.services.common.browser import BrowserOptions, browser_environment, browser_pids_using
 from app.services.common.driver import DRIVER_LOST, SharedDriver
+from app.services.common.egress import EgressGate, EgressPolicy, EgressTally
 from app.services.common.executor import AbstractBrowsingExecutor
 from app.services.common.fingerprint import BrowserIdentity
+from app.services.common.sandbox import SOCKS_PORT, Sandbox, SessionBox
 from app.services.tiktok.utils.login_detection import DetectionResult, LoginDetector
 
 BROWSER_EXIT_TIMEOUT = 1.0  # seconds for SIGKILLed browser processes to be gone
@@ -38,7 +40,9 @@ def proxy_settings(proxy_url: str) -> dict[str, str]:
 class TiktokExecutor(AbstractBrowsingExecutor):
     """One browser launched the way Scrapling's stealth session launches it, on a shared driver.
 
-    Without `driver` the executor starts a driver of its own and stops it with the browser.
+    Without `driver` the executor starts a driver of its own and stops it with the browser. With a
+    `sandbox`, the browser runs inside it (SPEC §11) and reaches the network through an egress gate
+    that applies `egress` (and the proxy, whose credentials stay outside the sandbox).
     """
 
     def __init__(
@@ -47,12 +51,25 @@ class TiktokExecutor(AbstractBrowsingExecutor):
         options: BrowserOptions,
         identity: BrowserIdentity,
         driver: SharedDriver | None = None,
+        *,
+        box: SessionBox | None = None,
+        sandbox: Sandbox | None = None,
+        egress: EgressPolicy | None = None,
+        egress_tally: EgressTally | None = None,
     ):
-        super().__init__(profile_dir)
+        super().__init__(profile_dir, box)
         self._options = options
         self.identity = identity
         self._driver = driver if driver is not None else SharedDriver()
         self._owns_driver = driver is None
+        self._sandbox = sandbox
+        self._gate: EgressGate | None = None
+        if sandbox is not None:
+            assert (
+                box is not None and egress is not None
+            ), "a sandboxed browser needs its box and egress rules"
+            proxy = options.proxy.get_secret_value() if options.proxy else None
+            self._gate = EgressGate(box.egress_socket, egress, upstream=proxy, tally=egress_tally)
         self._launched: Any = None
         # Chromium's process group (Playwright starts the browser as a group leader): every process
         # of this browser, including one whose main thread has already exited.
@@ -66,16 +83,24 @@ class TiktokExecutor(AbstractBrowsingExecutor):
         Patchright driver of its own, which is the one part we replace by the shared driver.
         """
         options = self._options
+        if self._sandbox is not None:
+            executable = self._sandbox.launcher
+            # Every connection goes to the egress gate: SOCKS5 resolves names at the gate, and
+            # Playwright adds `<-loopback>` so even loopback is not bypassed.
+            proxy: dict[str, str] | None = {"server": f"socks5://127.0.0.1:{SOCKS_PORT}"}
+        else:
+            executable = options.executable
+            proxy = proxy_settings(options.proxy.get_secret_value()) if options.proxy else None
         return AsyncStealthySession(
             headless=options.headless,
             user_data_dir=str(self.profile_dir.resolve()),
-            executable_path=str(options.executable),
+            executable_path=str(executable),
             extra_flags=list(options.launch_flags()),
             useragent=self.identity.user_agent,
             # Launch flags (--lang, --accept-lang): the language holds browser-wide, workers and
             # the Accept-Language header included, not just in the page's main thread.
             locale=self.identity.locale,
-            proxy=proxy_settings(options.proxy.get_secret_value()) if options.proxy else None,
+            proxy=proxy,
             google_search=False,
             additional_args=self.identity.context_options(),
             timeout=30_000,
@@ -86,6 +111,17 @@ class TiktokExecutor(AbstractBrowsingExecutor):
         # What AsyncStealthySession.start() passes for a persistent context, merged the same way.
         persistent = {"user_data_dir": stealth._user_data_dir}
         launch = stealth._browser_options | stealth._context_options | persistent
+        if self._sandbox is not None and self.box is not None and self._gate is not None:
+            await self._sandbox.adopt(self.profile_dir)
+            await self._gate.start(self._sandbox.uid)
+            launch["env"] = self._sandbox.launch_env(self.box, self.profile_dir, self._options.executable)
+            # Chromium's own sandbox on: Scrapling's stealth flags and Playwright's default both
+            # switch it off, for the root-run containers they expect.
+            launch["args"] = [flag for flag in launch.get("args", []) if flag != "--no-sandbox"]
+            launch["chromium_sandbox"] = True
+            self.devtools_socket = self.box.devtools_socket
+        else:
+            launch["env"] = browser_environment()
         self._launched = await self._driver.launch_persistent_context(
             launch, on_lost=lambda: self._ended(DRIVER_LOST)
         )
@@ -94,6 +130,8 @@ class TiktokExecutor(AbstractBrowsingExecutor):
             self._browser_group = os.getpgid(pids[0])
         context = await stealth._initialize_context(stealth._config, self._launched)
         await context.add_init_script(script=self.identity.init_script())
+        if self.box is not None:
+            await _download_into(context, self.box.browser_path(self.box.downloads))
         return context
 
     async def _release(self) -> None:
@@ -106,9 +144,32 @@ class TiktokExecutor(AbstractBrowsingExecutor):
                 await self._driver.aclose()
             if self.ended_reason == DRIVER_LOST and self._browser_group is not None:
                 await asyncio.to_thread(_kill_group_and_wait, self._browser_group)
+            if self._gate is not None:
+                await self._gate.aclose()
+
+    @property
+    def network_failure(self) -> str | None:
+        """Sandboxed: why the egress gate last failed to connect (the browser sees only SOCKS failures)."""
+        return self._gate.last_failure if self._gate is not None else None
 
     async def detect_login(self, knobs: DetectionSettings, start_url: str, timeout: float) -> DetectionResult:
         return await LoginDetector(self.context, self.page, knobs, start_url, timeout).run()
+
+
+async def _download_into(context: Any, path: str) -> None:
+    """Downloads land in the session's own folder, under the names the pages give them.
+
+    Playwright points the browser at an artifacts folder of the driver's (outside any sandbox, and
+    named by GUID); the relay rewrites what remote clients ask for the same way (cdp_relay.py).
+    """
+    page = context.pages[0] if context.pages else await context.new_page()
+    session = await context.new_cdp_session(page)
+    try:
+        await session.send(
+            "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": path, "eventsEnabled": True}
+        )
+    finally:
+        await session.detach()
 
 
 def _kill_group_and_wait(group: int) -> None:

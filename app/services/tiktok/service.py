@@ -30,6 +30,7 @@ from app.services.cluster.registry import ClusterRegistry, MasterLease, SessionR
 from app.services.common.browser import find_browser
 from app.services.common.generation import bump_generation, read_generation
 from app.services.common.profile_lock import HeldLock, ProfileLock
+from app.services.common.sandbox import Isolation
 from app.services.common.user_data import UserDataLayout, clone_master, sweep_orphan_clones
 from app.services.tiktok.browser_factory import BrowserFactory
 from app.services.tiktok.session import LiveSession
@@ -104,6 +105,12 @@ class TiktokService:
         if removed:
             logger.info("clones.swept", extra={"count": len(removed)})
         self.browsers.prepare()
+        await self.browsers.start()
+        if self.browsers.isolation is Isolation.NONE:
+            logger.warning(
+                "isolation.off SESSION_ISOLATION=none: browsers run without a sandbox; a session's client "
+                "can read and write the service's files"
+            )
         self.warm.start()
         proxy = self.settings.PROXY.get_secret_value() if self.settings.PROXY else None
         logger.info(
@@ -113,6 +120,7 @@ class TiktokService:
                 "tiktok_url": self.settings.TIKTOK_URL,
                 "proxy": redact_proxy(proxy),
                 "write_mode": self.settings.WRITE_MODE,
+                "isolation": self.browsers.isolation.value,
             },
         )
 
@@ -212,6 +220,12 @@ class TiktokService:
 
     def relays_open(self) -> int:
         return sum(session.relays.open_count for session in self.live())
+
+    def isolation(self) -> str:
+        return self.browsers.isolation.value
+
+    def egress_refused(self) -> int:
+        return self.browsers.egress_refused
 
     async def end(self, session_id: str, reason: str = "deleted") -> None:
         await self.get(session_id).close(reason)
@@ -383,9 +397,9 @@ class TiktokService:
             raise BrowserLaunchFailed(
                 f"the browser ended while the session was starting ({executor.ended_reason})"
             )
-        self._check_login(session.login)
+        self._check_login(session.login, executor.network_failure)
 
-    def _check_login(self, login: DetectionResult) -> None:
+    def _check_login(self, login: DetectionResult, network_failure: str | None = None) -> None:
         self.metrics.login_decisions.labels(login.method, login.state.value).inc()
         self.metrics.detection_seconds.observe(login.elapsed_ms / 1000)
         if login.proven:
@@ -393,6 +407,8 @@ class TiktokService:
         timeout = self.settings.LOGIN_DETECTION_TIMEOUT
         if login.state == "uncertain" and not login.page_loaded:
             reason = login.navigation_error or f"TikTok did not load within {timeout:g} s"
+            if network_failure:
+                reason += f" ({network_failure})"
             raise SessionStartTimeout(
                 f"TikTok page did not load: {reason}", method=login.method, timeout=timeout
             )

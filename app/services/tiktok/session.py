@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 from starlette.websockets import WebSocket
 
 from app.core.config import Settings
-from app.core.errors import SessionNotFound
+from app.core.errors import FileNotInSession, SessionNotFound, TooManyRelays
 from app.schemas.tiktok import LoginInfo, SessionInfo, SessionMode, TikTokLoginState
+from app.services.common.access import Scope, SessionTokens
 from app.services.common.cdp_relay import RelayHub
 from app.services.common.executor import AbstractBrowsingExecutor
+from app.services.common.files import DownloadInfo, is_plain_name, list_downloads, receive_file
+from app.services.common.sandbox import SessionBox
 from app.services.tiktok.utils.login_detection import DetectionResult
 
 logger = logging.getLogger(__name__)
@@ -34,8 +37,10 @@ class LiveSession:
     def __init__(self, session_id: str, mode: SessionMode, settings: Settings):
         self.id = session_id
         self.mode = mode
-        # Lets the session's own routes (/cdp, /screenshot, /view) be opened from a bare URL; dies with it.
-        self.token = secrets.token_urlsafe(32)
+        # Let the session's own routes be opened from a bare URL (control) or watched (view); die with it.
+        self.tokens = SessionTokens(view_ttl=settings.MAX_SESSION_DURATION)
+        self.max_relays = settings.MAX_RELAYS_PER_SESSION
+        self.max_upload_bytes = settings.MAX_UPLOAD_BYTES
         self.created_at = datetime.now(UTC)
         self.expires_at = self.created_at + timedelta(seconds=settings.MAX_SESSION_DURATION)
         self.state = "starting"
@@ -55,6 +60,53 @@ class LiveSession:
         self._timers: list[asyncio.TimerHandle] = []
         self._closing: asyncio.Task[None] | None = None
         self._on_closed: Callable[[LiveSession], Awaitable[None]] | None = None
+
+    @property
+    def token(self) -> str:
+        """The control token (in `cdp_url`)."""
+        return self.tokens.control
+
+    @property
+    def view_token(self) -> str:
+        """The view-only token of `view_url`."""
+        return self.tokens.view.token
+
+    def scope_of(self, token: str | None) -> Scope | None:
+        return self.tokens.scope_of(token)
+
+    @property
+    def box(self) -> SessionBox:
+        box = self.executor.box if self.executor is not None else None
+        if box is None:
+            raise SessionNotFound(f"session {self.id} has no browser")
+        return box
+
+    async def downloads(self) -> list[DownloadInfo]:
+        """What the session's pages downloaded (finished files; Chromium's partial ones are left out)."""
+        return await asyncio.to_thread(list_downloads, self.box.downloads)
+
+    def download_path(self, name: str) -> Path:
+        """The downloaded file `name`; `SessionNotFound`-style 404 for anything else."""
+        path = self.box.downloads / name
+        if not is_plain_name(name) or not path.is_file() or path.is_symlink():
+            raise FileNotInSession(f"session {self.id} has no download named {name!r}")
+        return path
+
+    async def store_upload(self, name: str, chunks: AsyncIterator[bytes]) -> tuple[str, int]:
+        """Put a file where the browser can upload it; returns its path as the browser sees it and size."""
+        box = self.box
+        target = box.uploads / name
+        size = await receive_file(target, chunks, self.max_upload_bytes)
+        return box.browser_path(target), size
+
+    def check_relay_room(self) -> None:
+        """MAX_RELAYS_PER_SESSION: refused before the upgrade, so a refused client costs nothing."""
+        if self.relays.open_count >= self.max_relays:
+            raise TooManyRelays(
+                f"session {self.id} already has {self.max_relays} CDP and view connections "
+                "(MAX_RELAYS_PER_SESSION); close one first",
+                limit=self.max_relays,
+            )
 
     def go_live(self, on_closed: Callable[[LiveSession], Awaitable[None]]) -> None:
         """Called once the login is proven: from now on the session ends by itself when it must."""
@@ -84,15 +136,19 @@ class LiveSession:
 
     async def attach(self, client: WebSocket) -> None:
         """Relay a remote client to this session's browser until either side leaves or the session ends."""
-        endpoint = self.executor.devtools_url if self.executor is not None else None
-        if endpoint is None:
+        executor = self.executor
+        endpoint = executor.devtools_url if executor is not None else None
+        if executor is None or endpoint is None:
             await client.close(code=1011, reason="the session's browser has no DevTools endpoint")
             return
+        box = executor.box
         await self.relays.relay(
             client,
             endpoint,
             on_activity=self._relay_activity,
             on_browser_close=self._client_sent_browser_close,
+            upstream_socket=executor.devtools_socket,
+            download_path=box.browser_path(box.downloads) if box is not None else None,
         )
 
     def touch(self) -> None:
