@@ -99,26 +99,32 @@ async def raw_screenshot(endpoint: str) -> tuple[float, int]:
 
 
 async def relay_vs_direct(
-    playwright: Playwright, relay_url: str, direct_url: str, pairs: int
+    playwright: Playwright, endpoints: dict[str, str], pairs: int, noise_on: list[str]
 ) -> dict[str, Any]:
-    """Alternating runs (relay first in even pairs, direct first in odd ones) so load drifts hit both."""
-    await open_noise_page(playwright, direct_url)
-    for endpoint in (relay_url, direct_url):  # untimed: first connections pay one-off costs
+    """Every endpoint once per round, the order rotated round by round, so load drifts hit all alike.
+
+    `endpoints` names each way in (`relay`, `direct`, …); `noise_on` holds one endpoint of each distinct
+    browser, where the noise page is opened first.
+    """
+    for endpoint in noise_on:
+        await open_noise_page(playwright, endpoint)
+    for endpoint in endpoints.values():  # untimed: first connections pay one-off costs
         await attach_and_screenshot(playwright, endpoint)
     samples: dict[str, dict[str, list[float]]] = {
         side: {"attach_ms": [], "screenshot_ms": [], "png_bytes": [], "raw_screenshot_ms": []}
-        for side in ("relay", "direct")
+        for side in endpoints
     }
+    names = list(endpoints)
     for run in range(pairs):
-        order = ("relay", "direct") if run % 2 == 0 else ("direct", "relay")
+        shift = run % len(names)
+        order = names[shift:] + names[:shift]
         for side in order:
-            endpoint = relay_url if side == "relay" else direct_url
-            attach_ms, shot_ms, size = await attach_and_screenshot(playwright, endpoint)
+            attach_ms, shot_ms, size = await attach_and_screenshot(playwright, endpoints[side])
             samples[side]["attach_ms"].append(attach_ms)
             samples[side]["screenshot_ms"].append(shot_ms)
             samples[side]["png_bytes"].append(size)
         for side in order:
-            raw_ms, _ = await raw_screenshot(relay_url if side == "relay" else direct_url)
+            raw_ms, _ = await raw_screenshot(endpoints[side])
             samples[side]["raw_screenshot_ms"].append(raw_ms)
     smallest = min(min(s["png_bytes"]) for s in samples.values())
     if smallest < MIN_SCREENSHOT_BYTES:

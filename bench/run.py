@@ -24,9 +24,12 @@ from typing import Any
 
 from playwright.async_api import Playwright, async_playwright
 
+from app.core.config import Settings
 from app.services.common.browser import chromium_flags, find_browser
 from app.services.common.profile_lock import ProfileLock
+from app.services.common.sandbox import Sandbox
 from app.services.common.user_data import UserDataLayout, clone_master
+from app.services.tiktok.browser_factory import boxes_root
 from bench import processes, remote
 from bench.stats import Figure, load_average, percentile, table
 from tests import service_harness
@@ -50,6 +53,11 @@ LOGGED_OUT_RUNS = runs("LOGGED_OUT", 5)
 LOOKUP_RUNS = runs("LOOKUP", 20)
 MEMORY_POINTS = tuple(int(n) for n in os.environ.get("BENCH_MEMORY_POINTS", "1,4,8,12").split(","))
 MEMORY_READINGS = 3  # PSS readings per point, a second apart
+ISOLATION_RUNS = runs("ISOLATION", 10)  # sandbox/none pairs
+ISOLATION_MEMORY_POINTS = tuple(
+    int(n) for n in os.environ.get("BENCH_ISOLATION_MEMORY_POINTS", "1,4,8").split(",")
+)
+SANDBOX_SETUP_RUNS = runs("SANDBOX_SETUP", 20)
 START_BATCH = 3  # concurrent POSTs while filling up to 12 sessions on 2 cores
 WARM_SIZE = 2
 
@@ -178,7 +186,10 @@ async def cold_run(service: RunningService) -> dict:
 
 async def cold_vs_bare(work: Path, master: Path, url: str) -> dict[str, Any]:
     user_data = install(master, work / "cold")
-    async with async_playwright() as playwright, running_service(user_data, url, WARM_SESSIONS=0) as service:
+    async with (
+        async_playwright() as playwright,
+        running_service(user_data, url, WARM_SESSIONS=0, SESSION_ISOLATION="sandbox") as service,
+    ):
         # Untimed first runs: the shared driver, Playwright's driver and the page cache start here.
         lookup = await bare_run(playwright, master, url, work, lookups=LOOKUP_RUNS)
         await cold_run(service)
@@ -252,14 +263,25 @@ async def warm_posts(work: Path, master: Path, url: str) -> list[dict[str, Any]]
 # --- 5: memory of the browser tree by number of live sessions -----------------------------------------
 
 
-async def memory_by_sessions(work: Path, master: Path, url: str) -> dict[str, Any]:
-    user_data = install(master, work / "memory")
-    points: dict[int, list[dict[str, Any]]] = {}
+async def memory_by_sessions(
+    work: Path, master: Path, url: str, points: tuple[int, ...] = MEMORY_POINTS, isolation: str = "sandbox"
+) -> dict[str, Any]:
+    """PSS of the driver's whole process tree at each number of live sessions.
+
+    The tree is found by parentage from the one Patchright driver, so under the sandbox it holds each
+    browser's launcher chain (bwrap, bubblewrap's init inside the PID namespace, the socat bridges and
+    their per-connection forks) as well as Chromium and its helpers. The service itself runs in this
+    process: its PSS is read too, since the egress gates (one per sandboxed browser) live there.
+    """
+    user_data = install(master, Path(tempfile.mkdtemp(prefix=f"memory-{isolation}-", dir=work)))
+    readings_at: dict[int, list[dict[str, Any]]] = {}
     outside: dict[int, list[int]] = {}
-    most = max(MEMORY_POINTS)
-    async with running_service(user_data, url, MAX_SESSIONS=most, WARM_SESSIONS=0, **LOADED) as service:
+    most = max(points)
+    async with running_service(
+        user_data, url, MAX_SESSIONS=most, WARM_SESSIONS=0, SESSION_ISOLATION=isolation, **LOADED
+    ) as service:
         ids: list[str] = []
-        for count in MEMORY_POINTS:
+        for count in points:
             while len(ids) < count:
                 batch = min(START_BATCH, count - len(ids))
                 ids += await asyncio.gather(*(post(service) for _ in range(batch)))
@@ -268,12 +290,14 @@ async def memory_by_sessions(work: Path, master: Path, url: str) -> dict[str, An
             for _ in range(MEMORY_READINGS):
                 # A page that just loaded still settles; readings a second apart show how much.
                 await asyncio.sleep(1.0)
-                readings.append(processes.tree_memory(driver))
-            points[count] = readings
+                reading = processes.tree_memory(driver)
+                reading["service_pss_mib"] = processes.memory_kib(os.getpid())[0] / 1024
+                readings.append(reading)
+            readings_at[count] = readings
             tree = processes.descendants([driver])
             outside[count] = processes.browser_processes_outside(tree, user_data)
         await asyncio.gather(*(delete(service, session_id) for session_id in ids))
-    return {"points": points, "outside_tree": outside}
+    return {"isolation": isolation, "points": readings_at, "outside_tree": outside}
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
@@ -281,6 +305,102 @@ def slope(xs: list[float], ys: list[float]) -> float:
     return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum(
         (x - mean_x) ** 2 for x in xs
     )
+
+
+def per_session(memory: dict[str, Any], read: Callable[[dict[str, Any]], float]) -> tuple[float, list[float]]:
+    """MiB per extra live session: the least-squares slope over the points of the medians of `read`,
+    and the slope of each step between neighbouring points (the spread)."""
+    counts = sorted(memory["points"])
+    medians = [statistics.median(read(r) for r in memory["points"][n]) for n in counts]
+    points = list(zip(counts, medians, strict=True))
+    steps = [(b - a) / (n2 - n1) for (n1, a), (n2, b) in itertools.pairwise(points)]
+    return slope([float(n) for n in counts], medians), steps
+
+
+# --- isolation: the cost of SESSION_ISOLATION=sandbox against none, side by side (SPEC §7, §11) -------
+
+
+async def isolation_cold(work: Path, master: Path, url: str) -> dict[str, list[dict[str, Any]]]:
+    """Cold POSTs to two services at once, one sandboxed and one not, alternated pair by pair so the
+    machine's load drifts over both alike."""
+    async with (
+        running_service(
+            install(master, work / "iso-sandbox"), url, WARM_SESSIONS=0, SESSION_ISOLATION="sandbox"
+        ) as boxed,
+        running_service(
+            install(master, work / "iso-none"), url, WARM_SESSIONS=0, SESSION_ISOLATION="none"
+        ) as bare,
+    ):
+        # Untimed first runs: each service's driver and the page cache start here.
+        await cold_run(boxed)
+        await cold_run(bare)
+        sandboxed: list[dict[str, Any]] = []
+        unsandboxed: list[dict[str, Any]] = []
+        for run in range(ISOLATION_RUNS):
+            order = [(boxed, sandboxed), (bare, unsandboxed)]
+            for service, records in order if run % 2 == 0 else reversed(order):
+                records.append(await cold_run(service))
+        async with async_playwright() as playwright:
+            fetches = {
+                "sandbox": await in_page_fetches(playwright, boxed),
+                "none": await in_page_fetches(playwright, bare),
+            }
+    return {"sandbox": sandboxed, "none": unsandboxed, "fetch_ms": fetches}
+
+
+async def in_page_fetches(playwright: Playwright, service: RunningService) -> list[float]:
+    """The stand-in's cheapest answer fetched from a session's own page, keep-alive: sandboxed, every
+    byte goes through the socat bridge and the egress gate; unsandboxed, straight to the stand-in."""
+    response = await service.client.post("/tiktok/session", timeout=POST_TIMEOUT)
+    response.raise_for_status()
+    body = response.json()
+    browser = await playwright.chromium.connect_over_cdp(body["cdp_url"])
+    try:
+        page = browser.contexts[0].pages[0]
+        return await page.evaluate(LOOKUP_JS, [HEALTH_PATH, LOOKUP_RUNS])
+    finally:
+        await browser.close()  # disconnects only; the session is deleted below
+        await delete(service, body["session_id"])
+
+
+def sandbox_setup(work: Path, master: Path) -> dict[str, list[float]]:
+    """What a sandboxed launch adds before Chromium runs, timed alone. Blocking.
+
+    `setup_ms`: the launcher with nothing inside (`true`, as the start-up probe runs it): bubblewrap's
+    namespaces and mounts (and setpriv when root). `adopt_ms`: handing a fresh clone to SANDBOX_UID
+    (chown of every file; root only, otherwise nothing to do).
+    """
+    sandbox = Sandbox.install(
+        work / "sandbox-state", boxes_root(), Settings.model_fields["SANDBOX_UID"].default
+    )
+    sandbox.probe()  # untimed: the page cache
+    setup = []
+    for _ in range(SANDBOX_SETUP_RUNS):
+        started = time.perf_counter()
+        sandbox.probe()
+        setup.append(ms_since(started))
+    adopt = []
+    if sandbox.uid is not None:
+        for run in range(min(SANDBOX_SETUP_RUNS, 10)):
+            profile = work / f"adopt-{run}"
+            shutil.copytree(master, profile, symlinks=True, ignore=shutil.ignore_patterns("Singleton*"))
+            started = time.perf_counter()
+            sandbox.adopt_sync(profile)
+            adopt.append(ms_since(started))
+            shutil.rmtree(profile, ignore_errors=True)
+    return {"setup_ms": setup, "adopt_ms": adopt}
+
+
+async def isolation_cost(work: Path, master: Path, url: str) -> dict[str, Any]:
+    measured: dict[str, Any] = {"cold": await isolation_cold(work, master, url)}
+    measured["setup"] = await asyncio.to_thread(sandbox_setup, work, master)
+    measured["memory"] = {}
+    for isolation in ("sandbox", "none"):
+        section(f"isolation memory ({isolation})")
+        measured["memory"][isolation] = await memory_by_sessions(
+            work, master, url, ISOLATION_MEMORY_POINTS, isolation
+        )
+    return measured
 
 
 # --- 6: clone of a used profile ---------------------------------------------------------------------
@@ -322,15 +442,39 @@ async def clone_times(work: Path, master: Path) -> tuple[list[float], int]:
 
 
 async def remote_control(work: Path, master: Path, url: str) -> dict[str, Any]:
-    user_data = install(master, work / "remote")
-    async with async_playwright() as playwright, running_service(user_data, url, WARM_SESSIONS=0) as service:
-        response = await service.client.post("/tiktok/session", timeout=POST_TIMEOUT)
-        response.raise_for_status()
-        body = response.json()
-        executor = service.service.get(body["session_id"]).executor
+    """Playwright through the relay vs straight to the browser's own DevTools endpoint (SPEC §7, §8).
+
+    A sandboxed browser has no DevTools endpoint outside its box (SPEC §11), so the direct yardstick is
+    a browser of SESSION_ISOLATION=none; a second service, sandboxed, runs at the same time, and its
+    relay (which reaches DevTools through the box's socket and the socat bridge inside) is timed in the
+    same rounds.
+    """
+    async with (
+        async_playwright() as playwright,
+        running_service(
+            install(master, work / "remote"), url, WARM_SESSIONS=0, SESSION_ISOLATION="none"
+        ) as bare,
+        running_service(
+            install(master, work / "remote-sandbox"), url, WARM_SESSIONS=0, SESSION_ISOLATION="sandbox"
+        ) as boxed,
+    ):
+        bodies = []
+        for service in (bare, boxed):
+            response = await service.client.post("/tiktok/session", timeout=POST_TIMEOUT)
+            response.raise_for_status()
+            bodies.append(response.json())
+        executor = bare.service.get(bodies[0]["session_id"]).executor
         assert executor is not None and executor.devtools_url is not None
-        samples = await remote.relay_vs_direct(playwright, body["cdp_url"], executor.devtools_url, RELAY_RUNS)
-        await delete(service, body["session_id"])
+        endpoints = {
+            "relay": bodies[0]["cdp_url"],
+            "direct": executor.devtools_url,
+            "relay_sandboxed": bodies[1]["cdp_url"],
+        }
+        samples = await remote.relay_vs_direct(
+            playwright, endpoints, RELAY_RUNS, noise_on=[endpoints["direct"], endpoints["relay_sandboxed"]]
+        )
+        await delete(bare, bodies[0]["session_id"])
+        await delete(boxed, bodies[1]["session_id"])
     return samples
 
 
@@ -385,6 +529,126 @@ def ratio_figure(metric: str, top: list[float], bottom: list[float], limit: floa
     )
 
 
+COLD_PHASES = ("clone", "launch", "detect")
+
+
+def phase_samples(records: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Each cold POST split by the service's own phases (`phases_ms` of `session.created`); `rest` is
+    what no phase covers: HTTP, the fingerprint, the slot, the hand-out."""
+    phases = {p: [r[f"{p}_ms"] for r in records] for p in COLD_PHASES}
+    phases["rest"] = [r["total_ms"] - sum(r[f"{p}_ms"] for p in COLD_PHASES) for r in records]
+    return phases
+
+
+def isolation_figures(isolation: dict[str, Any]) -> list[Figure]:
+    cold = isolation["cold"]
+    boxed = [r["total_ms"] for r in cold["sandbox"]]
+    bare = [r["total_ms"] for r in cold["none"]]
+    out = [
+        Figure("isolation: cold POST, SESSION_ISOLATION=sandbox", "ms", boxed),
+        Figure("isolation: cold POST, SESSION_ISOLATION=none", "ms", bare),
+        ratio_figure("isolation: cold POST sandbox / none", boxed, bare, 1.15),
+    ]
+    phases = {mode: phase_samples(cold[mode]) for mode in ("sandbox", "none")}
+    labels = {
+        "clone": "clone",
+        "launch": "launch (box, chown, gate, bwrap, Chromium)",
+        "detect": "detect (goto + proof, via the egress gate)",
+        "rest": "rest (HTTP, fingerprint, hand-out)",
+    }
+    for phase, label in labels.items():
+        extra = statistics.median(phases["sandbox"][phase]) - statistics.median(phases["none"][phase])
+        for mode in ("sandbox", "none"):
+            out.append(
+                Figure(
+                    f"  {mode} phase: {label}",
+                    "ms",
+                    phases[mode][phase],
+                    note=f"sandbox - none: {extra:+.0f} ms (medians)" if mode == "sandbox" else "",
+                )
+            )
+    fetches = cold["fetch_ms"]
+    for mode in ("sandbox", "none"):
+        out.append(
+            Figure(
+                f"  in-page fetch of /__standin/health, {mode}",
+                "ms",
+                fetches[mode],
+                note="keep-alive; sandboxed through socat and the egress gate" if mode == "sandbox" else "",
+            )
+        )
+    setup = isolation["setup"]
+    out.append(
+        Figure(
+            "  sandbox alone: launcher + bwrap running `true`",
+            "ms",
+            setup["setup_ms"],
+            note="namespaces, mounts, setpriv when root; part of the launch phase",
+        )
+    )
+    if setup["adopt_ms"]:
+        out.append(
+            Figure(
+                "  chown of a fresh clone to SANDBOX_UID (service as root)",
+                "ms",
+                setup["adopt_ms"],
+                note="part of the launch phase",
+            )
+        )
+
+    memory = isolation["memory"]
+    counts = " -> ".join(str(n) for n in sorted(memory["sandbox"]["points"]))
+    slopes: dict[str, dict[str, tuple[float, list[float]]]] = {}
+    for mode in ("sandbox", "none"):
+        slopes[mode] = {
+            "pss": per_session(memory[mode], lambda r: r["total_mib"]),
+            "uss": per_session(memory[mode], lambda r: r["uss_mib"]),
+            "with_service": per_session(memory[mode], lambda r: r["total_mib"] + r["service_pss_mib"]),
+        }
+        value, steps = slopes[mode]["pss"]
+        out.append(
+            Figure(
+                f"isolation: PSS per extra session, {mode}",
+                "MiB",
+                steps,
+                value=value,
+                note=f"driver + whole browser tree; samples: slope of each step {counts}",
+            )
+        )
+    for key, label, limit in (
+        ("pss", "PSS", 15.0),
+        ("uss", "USS (private)", None),
+        ("with_service", "PSS with the service process (egress gates)", None),
+    ):
+        (boxed_slope, boxed_steps), (bare_slope, bare_steps) = slopes["sandbox"][key], slopes["none"][key]
+        extra = boxed_slope - bare_slope
+        out.append(
+            Figure(
+                f"isolation: {label} per extra session, sandbox - none",
+                "MiB",
+                [a - b for a, b in zip(boxed_steps, bare_steps, strict=True)],
+                target="" if limit is None else f"<={limit / 1.048576:.1f} MiB ({limit:g} MB)",
+                met=None if limit is None else extra * 1.048576 <= limit,
+                value=extra,
+                note="value: difference of the slopes; samples: difference step by step",
+            )
+        )
+    most = max(memory["sandbox"]["points"])
+    last = memory["sandbox"]["points"][most][-1]
+    helpers = {kind: mib for kind, mib in last["mib_by_kind"].items() if kind in ("bwrap", "socat", "sh")}
+    count = {kind: n for kind, n in last["processes_by_kind"].items() if kind in helpers}
+    out.append(
+        Figure(
+            f"  sandbox helpers (bwrap, socat), {most} live",
+            "MiB",
+            [sum(helpers.values())],
+            note=f"PSS by kind {helpers}, processes {count}; outside the tree: "
+            f"{len(memory['sandbox']['outside_tree'][most])}",
+        )
+    )
+    return out
+
+
 def figures_from(measured: dict[str, Any]) -> list[Figure]:
     pairs = measured["cold_vs_bare"]
     bare = [r["total_ms"] for r in pairs["bare"]]
@@ -397,7 +661,7 @@ def figures_from(measured: dict[str, Any]) -> list[Figure]:
         Figure("bare: Playwright launch_persistent_context + goto", "ms", bare, target="floor"),
         Figure("  bare: launch_persistent_context", "ms", [r["launch_ms"] for r in pairs["bare"]]),
         Figure("  bare: goto", "ms", [r["goto_ms"] for r in pairs["bare"]]),
-        Figure("cold POST /tiktok/session (WARM_SESSIONS=0)", "ms", cold),
+        Figure("cold POST /tiktok/session (WARM_SESSIONS=0, sandbox)", "ms", cold),
         ratio_figure("cold POST / bare", cold, bare, 1.25),
         Figure("  cold phase: clone", "ms", phases["clone"]),
         Figure("  cold phase: launch (driver launch + stealth context)", "ms", phases["launch"]),
@@ -461,7 +725,7 @@ def figures_from(measured: dict[str, Any]) -> list[Figure]:
         last = memory["points"][n][-1]
         out.append(
             Figure(
-                f"PSS of driver + browser tree, {n} live",
+                f"PSS of driver + browser tree, {n} live (sandbox)",
                 "MiB",
                 totals[n],
                 note=f"{last['processes']} processes {last['processes_by_kind']}; "
@@ -474,21 +738,20 @@ def figures_from(measured: dict[str, Any]) -> list[Figure]:
         ("PSS per extra session (least-squares slope)", "total_mib", "<=171.7 MiB (180 MB)", 180.0),
         ("USS (private) per extra session, same sessions", "uss_mib", "", None),
     ):
-        medians = [statistics.median(r[key] for r in memory["points"][n]) for n in counts]
-        per_session = slope([float(n) for n in counts], medians)
-        points = list(zip(counts, medians, strict=True))
-        steps = [(b - a) / (n2 - n1) for (n1, a), (n2, b) in itertools.pairwise(points)]
+        value, steps = per_session(memory, lambda reading, key=key: reading[key])
         out.append(
             Figure(
                 label,
                 "MiB",
                 steps,
                 target=target,
-                met=None if limit is None else per_session * 1.048576 <= limit,
-                value=per_session,
+                met=None if limit is None else value * 1.048576 <= limit,
+                value=value,
                 note="samples: slope of each step " + " -> ".join(str(n) for n in counts),
             )
         )
+
+    out += isolation_figures(measured["isolation"])
 
     clones, size = measured["clone"]
     out.append(
@@ -509,9 +772,20 @@ def figures_from(measured: dict[str, Any]) -> list[Figure]:
         ("screenshot_ms", f"Playwright {shot}", 1.2),
         ("raw_screenshot_ms", f"bare CDP client {shot}", 1.2),
     ):
-        out.append(Figure(f"{label}, through the relay", "ms", relay["relay"][key]))
-        out.append(Figure(f"{label}, direct", "ms", relay["direct"][key]))
+        out.append(Figure(f"{label}, through the relay (none)", "ms", relay["relay"][key]))
+        out.append(Figure(f"{label}, direct (none)", "ms", relay["direct"][key]))
         out.append(ratio_figure(f"{label}, relay / direct", relay["relay"][key], relay["direct"][key], limit))
+        out.append(Figure(f"{label}, through the relay (sandbox)", "ms", relay["relay_sandboxed"][key]))
+        out.append(
+            Figure(
+                f"{label}, relay sandbox / relay none",
+                "x",
+                [a / b for a, b in zip(relay["relay_sandboxed"][key], relay["relay"][key], strict=True)],
+                value=statistics.median(relay["relay_sandboxed"][key])
+                / statistics.median(relay["relay"][key]),
+                note="the sandboxed relay reaches DevTools through the box's unix socket and socat",
+            )
+        )
 
     logged_out = measured["logged_out"]
     out.append(
@@ -541,6 +815,8 @@ async def measure() -> dict[str, Any]:
                 measured["warm"] = await warm_posts(work, master, site.url)
                 section("memory")
                 measured["memory"] = await memory_by_sessions(work, master, site.url)
+                section("isolation: sandbox vs none")
+                measured["isolation"] = await isolation_cost(work, master, site.url)
                 section("relay vs direct")
                 measured["remote"] = await remote_control(work, master, site.url)
                 section("clone")
@@ -574,12 +850,16 @@ def main() -> None:
             "lookup": LOOKUP_RUNS,
             "memory_points": list(MEMORY_POINTS),
             "memory_readings": MEMORY_READINGS,
+            "isolation_pairs": ISOLATION_RUNS,
+            "isolation_memory_points": list(ISOLATION_MEMORY_POINTS),
+            "sandbox_setup": SANDBOX_SETUP_RUNS,
         },
         "figures": [f.as_dict() for f in figures],
         "raw": {
             "cold_vs_bare": {k: v for k, v in measured["cold_vs_bare"].items() if k != "errors"},
             "warm": measured["warm"],
             "memory": measured["memory"],
+            "isolation": measured["isolation"],
             "remote": measured["remote"],
         },
     }

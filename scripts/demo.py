@@ -1,8 +1,9 @@
 """`make demo`: the main job end to end against the bundled TikTok stand-in.
 
-Starts the stand-in site, logs in there and exports the cookies like a desktop browser would,
-imports them into a fresh master with the profile CLI, starts the service, then creates a session,
-shows it, drives it over CDP as a client would, and ends it.
+Starts the stand-in site, makes two accounts with the CLI (`demo`: logs in there and exports the
+cookies like a desktop browser would, then imports them; `spare`: never logged in), starts the
+service (each browser in its own sandbox), lists the accounts, creates a session, shows it, drives it
+over CDP as a client would, ends it, and shows that two sessions of one account are one device.
 """
 
 from __future__ import annotations
@@ -49,6 +50,20 @@ def drive(cdp_url: str, account_info_url: str) -> None:
         browser.close()  # disconnects this client; the session stays live until DELETE
 
 
+def device(info: httpx.Response) -> str:
+    """What a page of the session sees of its device."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.connect_over_cdp(info.json()["cdp_url"])
+        page = browser.contexts[0].pages[0]
+        seen = page.evaluate(
+            "() => [navigator.userAgent.split(') ')[0] + ')', `${screen.width}x${screen.height}`,"
+            " navigator.hardwareConcurrency + ' cores', navigator.languages.join(','),"
+            " Intl.DateTimeFormat().resolvedOptions().timeZone].join(' | ')"
+        )
+        browser.close()
+    return seen
+
+
 def wait_for_health(base_url: str, service: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -76,14 +91,18 @@ def main() -> None:
             "PORT": str(port),
         }
 
-        step("Making a logged-in master profile: log in, export cookies.txt, import it")
+        step("Two accounts: `demo` (log in, export cookies.txt, import it) and `spare` (never logged in)")
+        cli = [sys.executable, "-m", "app.cli"]
         cookies_file = DEMO_DIR / "cookies.txt"
         export_cookies_txt(site.url_for("__standin/login?user=demo"), cookies_file)
         subprocess.run(
-            [sys.executable, "-m", "app.cli", "profile", "import-cookies", str(cookies_file)],
-            env=env,
-            check=True,
+            [*cli, "accounts", "create", "demo", "--timezone", "Europe/Berlin"], env=env, check=True
         )
+        subprocess.run(
+            [*cli, "profile", "import-cookies", "--account", "demo", str(cookies_file)], env=env, check=True
+        )
+        subprocess.run([*cli, "accounts", "create", "spare"], env=env, check=True)
+        subprocess.run([*cli, "accounts", "list"], env=env, check=True)
 
         step(f"Starting the service on port {port}")
         base_url = f"http://127.0.0.1:{port}"
@@ -91,7 +110,10 @@ def main() -> None:
         try:
             wait_for_health(base_url, service)
             with httpx.Client(base_url=base_url, headers={"X-API-Key": DEMO_KEY}, timeout=60) as client:
-                step("Creating a session (clone, launch, prove the login)")
+                step("The accounts")
+                show(client.get("/tiktok/accounts"))
+
+                step("Creating a session of any account that can serve (clone, launch, prove the login)")
                 started = time.monotonic()
                 created = client.post("/tiktok/session")
                 print(f"took {time.monotonic() - started:.2f} s")
@@ -114,6 +136,16 @@ def main() -> None:
                 show(client.get(f"/tiktok/session/{session_id}"))
                 left = list((DEMO_DIR / "user_data" / "clones").iterdir())
                 print(f"clones left on disk: {len(left)}")
+
+                step("Two sessions of account `demo`: the same device, as a person's own laptop")
+                for _ in range(2):
+                    created = client.post("/tiktok/session", json={"account": "demo"})
+                    session_id = created.json()["session_id"]
+                    print(f"session {session_id[:8]}: {device(client.get(f'/tiktok/session/{session_id}'))}")
+                    client.delete(f"/tiktok/session/{session_id}")
+                step("Account `spare` is not logged in: an honest 409")
+                show(client.post("/tiktok/session", json={"account": "spare"}))
+                show(client.get("/tiktok/accounts/demo"))
         finally:
             service.terminate()
             service.wait(timeout=15)

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Request, Security, WebSocket
 from fastapi.security import APIKeyCookie, APIKeyHeader, APIKeyQuery
 from pydantic import BaseModel, ValidationError
 from starlette.requests import HTTPConnection
 
 from app.api import forwarding
-from app.api.errors import validation_error
+from app.api.errors import error_response, validation_error
 from app.api.state import app_state
 from app.core.errors import (
     Forbidden,
     InvalidRequest,
     PayloadTooLarge,
     RequestTimeout,
+    ServiceError,
     SessionNotFound,
     Unauthorized,
     UnsupportedMediaType,
@@ -30,6 +33,8 @@ from app.services.cluster.registry import SessionRecord
 from app.services.common.access import Scope
 from app.services.tiktok.service import TiktokService
 from app.services.tiktok.session import LiveSession
+
+logger = logging.getLogger(__name__)
 
 _header_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKeyHeader")
 _cookie_scheme = APIKeyCookie(name="session_token", auto_error=False, scheme_name="SessionTokenCookie")
@@ -83,7 +88,21 @@ async def get_any_session(session_id: str, sessions: Sessions) -> LiveSession | 
     return session
 
 
-async def authorize_session(
+@dataclass(frozen=True)
+class Access:
+    """What one caller may do with one session, as `authorize` decided it."""
+
+    session: LiveSession | SessionRecord
+    scope: Scope
+    # The session token it was granted by; None for an API key.
+    token: str | None
+
+    def still_granted(self) -> bool:
+        """Whether the credential still works: a view link expires, or is revoked, while its view is open."""
+        return self.token is None or self.session.scope_of(self.token) is not None
+
+
+async def authorize(
     connection: HTTPConnection,
     sessions: TiktokService,
     session_id: str,
@@ -91,13 +110,13 @@ async def authorize_session(
     cookie_key: str | None,
     token: str | None,
     needed: Scope = Scope.CONTROL,
-) -> LiveSession | SessionRecord:
+) -> Access:
     """A session's own routes: what this caller may do with the session, checked against `needed`.
 
     An API key may do everything; the session's control token everything with this session; a view
     token only watch it (SPEC §11). Another instance's session (a record) is checked here with the
     tokens the registry holds, so a refused WebSocket is refused before its upgrade, and again by the
-    owner the request is forwarded to.
+    owner the request is forwarded to. Watching (`needed` VIEW) is not activity for the idle timeout.
     """
     key_ok = has_api_key(connection, header_key, cookie_key)
     if not key_ok and not token:
@@ -113,13 +132,65 @@ async def authorize_session(
         raise SessionNotFound(f"no live session with id {session_id}")
     if not scope.allows(needed):
         raise Forbidden("a view link only opens the live view; use the cdp_url token or an API key")
-    if isinstance(session, LiveSession):
+    if isinstance(session, LiveSession) and needed is not Scope.VIEW:
         session.touch()
-    return session
+    return Access(session=session, scope=scope, token=None if key_ok else token)
+
+
+async def authorize_websocket(websocket: WebSocket, session_id: str, needed: Scope) -> Access | None:
+    """A session's WebSocket (CDP, the live view's stream): the caller's access, or None once refused.
+
+    Refused before the upgrade, with the service's error envelope as the HTTP answer: a refused client
+    never reaches the browser. Every such connection counts against MAX_RELAYS_PER_SESSION.
+    """
+    try:
+        access = await authorize(
+            websocket,
+            app_state(websocket.app).tiktok_service,
+            session_id,
+            websocket.headers.get("x-api-key"),
+            websocket.cookies.get("session_token"),
+            websocket.query_params.get("token"),
+            needed,
+        )
+        if isinstance(access.session, LiveSession):
+            access.session.check_relay_room()
+    except ServiceError as refused:
+        await websocket.send_denial_response(error_response(refused))
+        return None
+    except Exception:
+        # The HTTP error handlers do not cover a WebSocket before its upgrade: answer the envelope here.
+        logger.exception(
+            "websocket.refused_by_error", extra={"session_id": session_id, "path": websocket.url.path}
+        )
+        unexpected = ServiceError("unexpected error; see the service log")
+        await websocket.send_denial_response(error_response(unexpected))
+        return None
+    return access
+
+
+def access_with(needed: Scope) -> Callable[..., Awaitable[Access]]:
+    """A dependency: the caller's access to the session in the path, which must allow `needed`."""
+
+    async def dependency(
+        session_id: str,
+        connection: HTTPConnection,
+        sessions: Sessions,
+        header_key: HeaderKey,
+        cookie_key: CookieKey,
+        token: SessionTokenParam,
+    ) -> Access:
+        access = await authorize(connection, sessions, session_id, header_key, cookie_key, token, needed)
+        if isinstance(access.session, SessionRecord):
+            raise forwarding.ForeignSession(access.session)
+        return access
+
+    return dependency
 
 
 def session_with(needed: Scope) -> Callable[..., Awaitable[LiveSession]]:
     """A dependency: the session in the path, for a caller allowed `needed` on it."""
+    access_to = access_with(needed)
 
     async def dependency(
         session_id: str,
@@ -129,12 +200,9 @@ def session_with(needed: Scope) -> Callable[..., Awaitable[LiveSession]]:
         cookie_key: CookieKey,
         token: SessionTokenParam,
     ) -> LiveSession:
-        session = await authorize_session(
-            connection, sessions, session_id, header_key, cookie_key, token, needed
-        )
-        if isinstance(session, SessionRecord):
-            raise forwarding.ForeignSession(session)
-        return session
+        access = await access_to(session_id, connection, sessions, header_key, cookie_key, token)
+        assert isinstance(access.session, LiveSession), "access_with forwards another instance's session"
+        return access.session
 
     return dependency
 
@@ -145,6 +213,8 @@ AnySession = Annotated[LiveSession | SessionRecord, Depends(get_any_session)]
 SessionWithToken = Annotated[LiveSession, Depends(session_with(Scope.CONTROL))]
 # Any of the session's tokens: the live view and its pictures.
 ViewedSession = Annotated[LiveSession, Depends(session_with(Scope.VIEW))]
+# …and what the caller may do there (watch, or also drive).
+ViewAccess = Annotated[Access, Depends(access_with(Scope.VIEW))]
 
 
 async def _read_body_bounded(request: Request) -> bytes:

@@ -1,13 +1,14 @@
 """Cluster mode: a request for a session that another instance owns is sent on to that instance (SPEC §10).
 
-HTTP (DELETE, /keepalive, /screenshot, /view) is streamed through httpx, bytes as they come; /cdp goes
-through the same byte-for-byte relay that attaches clients to a browser, with the owner's /cdp as its
-upstream. The client's own credentials (X-API-Key, cookie, ?token=) travel with the request and the owner
-checks them as if the client had come to it directly: the forwarding instance grants nothing. It adds a
-signature of its own (`X-Cluster-Peer`: an HMAC of the request under a key every instance derives from
-the cluster's shared secrets), by which the owner knows that a peer sent it and answers it itself
-instead of forwarding it on. The client's Host header travels too, so the links the owner writes into
-its answer (keepalive info, the live view) point at the instance the client reached.
+HTTP (DELETE, /keepalive, /screenshot, /view) is streamed through httpx, bytes as they come; the
+WebSockets (/cdp, /view/stream) go through the same byte-for-byte relay that attaches clients to a
+browser, with the owner's same route as its upstream. The client's own credentials (X-API-Key,
+cookie, ?token=) travel with the request and the owner checks them as if the client had come to it
+directly: the forwarding instance grants nothing. It adds a signature of its own (`X-Cluster-Peer`:
+an HMAC of the request under a key every instance derives from the cluster's shared secrets), by
+which the owner knows that a peer sent it and answers it itself instead of forwarding it on. The
+client's Host header travels too, so the links the owner writes into its answer (keepalive info,
+the live view) point at the instance the client reached.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class Forwarder:
         return response
 
     async def websocket(self, client: WebSocket, record: SessionRecord) -> None:
-        """Relay the (authorized, not yet accepted) client to the owner's /cdp for this session."""
+        """Relay the (authorized, not yet accepted) client to the same route of the session's owner."""
         path = client.url.path
         headers = {name: client.headers[name] for name in _WEBSOCKET_CREDENTIALS if name in client.headers}
         headers[PEER_HEADER] = self.sign("GET", path)
@@ -180,6 +181,13 @@ async def _forward(request: Request, error: Exception) -> Response:
     except ServiceError as failed:
         # Raised inside an exception handler, it would reach no other handler.
         return error_response(failed)
+
+
+async def to_owner(client: WebSocket, record: SessionRecord) -> None:
+    """A WebSocket (CDP, the live view's stream) for another instance's session: relayed to its owner."""
+    forwarder = app_state(client.app).forwarder
+    assert forwarder is not None, "another instance's session exists in cluster mode only"
+    await forwarder.websocket(client, record)
 
 
 def install(app: FastAPI) -> None:

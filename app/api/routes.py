@@ -8,20 +8,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
 
-from app.api import links, session_tools
+from app.api import accounts, forwarding, links, session_tools
 from app.api.deps import (
     AnySession,
     LiveSessionDep,
     SessionRequest,
     Sessions,
     SessionWithToken,
-    authorize_session,
+    authorize_websocket,
     require_api_key,
 )
-from app.api.errors import error_response, openapi_errors
+from app.api.errors import openapi_errors
 from app.api.state import app_state
 from app.core import metrics
 from app.core.errors import (
+    AccountNotFound,
     InstanceUnreachable,
     InvalidRequest,
     NotLoggedIn,
@@ -48,6 +49,7 @@ from app.schemas.tiktok import (
     TikTokSessionResponse,
 )
 from app.services.cluster.registry import SessionRecord
+from app.services.common.access import Scope
 from app.services.tiktok.session import LiveSession
 
 logger = logging.getLogger(__name__)
@@ -79,7 +81,16 @@ _OPTIONAL_JSON_BODY = {
     "requestBody": {
         "required": False,
         "content": {
-            "application/json": {"schema": {"type": "object", "additionalProperties": False}, "example": {}}
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "account": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
+                    },
+                },
+                "example": {},
+            }
         },
     }
 }
@@ -99,7 +110,7 @@ async def ready(sessions: Sessions) -> ReadyResponse:
     return ReadyResponse(
         checks=checks,
         generation=await sessions.generation(),
-        warm_sessions=sessions.warm.ready_count,
+        warm_sessions=sessions.warm_ready(),
         isolation=sessions.browsers.isolation.value,
     )
 
@@ -133,6 +144,7 @@ async def prometheus_metrics(request: Request) -> Response:
         **openapi_errors(
             InvalidRequest,
             Unauthorized,
+            AccountNotFound,
             NotLoggedIn,
             RequestTimeout,
             PayloadTooLarge,
@@ -150,13 +162,13 @@ async def prometheus_metrics(request: Request) -> Response:
     summary="Create a session on a copy of the master profile, proven logged in",
 )
 async def create_session(
-    _body: SessionRequest,
+    body: SessionRequest,
     sessions: Sessions,
     request: Request,
     response: Response,
     wait: Annotated[bool, Query(description="hold the response while the session lives")] = False,
 ) -> TikTokSessionResponse:
-    session = await sessions.create()
+    session = await sessions.create(body.account)
     response.headers["X-Session-Id"] = session.id
     if await request.is_disconnected():
         # Nobody will ever learn this id: without this the session would hold a slot until it expires.
@@ -273,37 +285,17 @@ async def screenshot(
 @session_access.websocket("/session/{session_id}/cdp")
 async def cdp(websocket: WebSocket, session_id: str) -> None:
     """The session's Chrome DevTools Protocol, relayed byte for byte (SPEC §8)."""
-    try:
-        session = await authorize_session(
-            websocket,
-            app_state(websocket.app).tiktok_service,
-            session_id,
-            websocket.headers.get("x-api-key"),
-            websocket.cookies.get("session_token"),
-            websocket.query_params.get("token"),
-        )
-        if isinstance(session, LiveSession):
-            session.check_relay_room()
-    except ServiceError as refused:
-        # Refused before the upgrade: the client never reaches DevTools, and gets the usual envelope.
-        await websocket.send_denial_response(error_response(refused))
+    access = await authorize_websocket(websocket, session_id, needed=Scope.CONTROL)
+    if access is None:
         return
-    except Exception:
-        # The HTTP error handlers do not cover a WebSocket before its upgrade: answer the envelope here.
-        logger.exception("cdp.refused_by_error", extra={"session_id": session_id})
-        await websocket.send_denial_response(
-            error_response(ServiceError("unexpected error; see the service log"))
-        )
-        return
-    if isinstance(session, SessionRecord):
+    if isinstance(access.session, SessionRecord):
         # Cluster mode: the owner's relay, through this instance's, byte for byte.
-        forwarder = app_state(websocket.app).forwarder
-        assert forwarder is not None, "another instance's session exists in cluster mode only"
-        await forwarder.websocket(websocket, session)
+        await forwarding.to_owner(websocket, access.session)
     else:
-        await session.attach(websocket)
+        await access.session.attach(websocket)
 
 
 router.include_router(tiktok)
 router.include_router(session_access)
 router.include_router(session_tools.router)
+router.include_router(accounts.router)

@@ -1,7 +1,7 @@
 """A session's own tools (SPEC §11, §13): the live view, view links, downloads and uploads.
 
 Every route here is reached with an API key or one of the session's tokens; what a token may do is
-decided by `deps.authorize_session` (control token: everything; view token: the view alone).
+decided by `deps.authorize` (control token: everything; view token: the view alone).
 """
 
 from __future__ import annotations
@@ -10,11 +10,17 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse
 
-from app.api import links
-from app.api.deps import SessionTokenParam, SessionWithToken, ViewedSession, read_json_body
+from app.api import forwarding, links
+from app.api.deps import (
+    SessionWithToken,
+    ViewAccess,
+    ViewedSession,
+    authorize_websocket,
+    read_json_body,
+)
 from app.api.errors import openapi_errors
 from app.api.live_view import render_view
 from app.core.errors import (
@@ -36,6 +42,7 @@ from app.schemas.tiktok import (
     ViewLinkResponse,
     ViewLinksRevokedResponse,
 )
+from app.services.cluster.registry import SessionRecord
 from app.services.common.access import Scope
 from app.services.common.files import UploadTooLarge, is_plain_name
 
@@ -47,13 +54,26 @@ UPLOAD_CHUNK_TIMEOUT = 30.0
 
 
 @router.get("/view", response_class=HTMLResponse, responses=_ERRORS, summary="The live view (people)")
-async def live_view(
-    session: ViewedSession, request: Request, token: SessionTokenParam = None
-) -> HTMLResponse:
+async def live_view(access: ViewAccess, request: Request) -> HTMLResponse:
     # An API key (header or cookie) opens everything; a token opens what its scope allows.
-    scope = session.scope_of(token) or Scope.CONTROL
-    page = render_view(links.describe(session, request), token=token, scope=scope)
+    page = render_view(links.describe(access.session, request), token=access.token, scope=access.scope)
     return HTMLResponse(page, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+@router.websocket("/view/stream")
+async def view_stream(websocket: WebSocket, session_id: str) -> None:
+    """The live view's stream (SPEC §13): the page's screencast out, a person's input in.
+
+    Any of the session's tokens (or an API key) watches; input needs an interactive link or more.
+    Counted with the CDP connections against MAX_RELAYS_PER_SESSION; refused before the upgrade.
+    """
+    access = await authorize_websocket(websocket, session_id, needed=Scope.VIEW)
+    if access is None:
+        return
+    if isinstance(access.session, SessionRecord):
+        await forwarding.to_owner(websocket, access.session)
+    else:
+        await access.session.watch(websocket, access.scope, access.still_granted)
 
 
 @router.get(
@@ -76,9 +96,12 @@ async def view_frame(session: ViewedSession) -> Response:
 )
 async def create_view_link(session: SessionWithToken, request: Request) -> ViewLinkResponse:
     body = await read_json_body(request, ViewLinkRequest)
-    if body.ttl > session.max_duration:
+    # The default ttl (600 s, SPEC §11) outlasts the default MAX_SESSION_DURATION (300 s): a ttl the
+    # client did not name is cut to fit; one it named too long is refused.
+    ttl = body.ttl if "ttl" in body.model_fields_set else min(body.ttl, session.max_duration)
+    if ttl > session.max_duration:
         raise ValidationFailed(f"ttl: at most MAX_SESSION_DURATION ({session.max_duration:g} s)")
-    link = session.tokens.mint(interactive=body.interactive, ttl=body.ttl)
+    link = session.tokens.mint(interactive=body.interactive, ttl=ttl)
     return ViewLinkResponse(
         url=links.view_url(session, request, link.token),
         interactive=link.interactive,
@@ -138,7 +161,8 @@ async def get_download(session: SessionWithToken, name: str) -> FileResponse:
 async def upload_file(
     session: SessionWithToken,
     request: Request,
-    name: Annotated[str, Query(description="the file's name, e.g. video.mp4", min_length=1)],
+    # No min_length: an empty name is refused by the one name check below, with INVALID_FILE_NAME.
+    name: Annotated[str, Query(description="the file's name, e.g. video.mp4")],
 ) -> UploadResponse:
     if not is_plain_name(name):
         raise InvalidFileName(f"{name!r} is not a plain file name")

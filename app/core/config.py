@@ -72,6 +72,17 @@ class DetectionSettings(BaseSettings):
     LOGIN_PATH: str = "/login"
 
 
+def check_proxy_url(url: str) -> None:
+    """ValueError unless `url` is a usable proxy URL (also for an account's own proxy)."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - urlsplit only checks the port range when it is read
+    except ValueError:
+        raise ValueError("has an invalid port; use scheme://user:pass@host:port") from None
+    if parts.scheme not in ("http", "https", "socks5") or not parts.hostname:
+        raise ValueError("must look like scheme://user:pass@host:port (http, https or socks5)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(**_ENV)
 
@@ -107,6 +118,8 @@ class Settings(BaseSettings):
     BROWSER_BLOCKED_HOSTS: CommaList = []
     MAX_UPLOAD_BYTES: Annotated[int, Field(ge=1)] = 256 * 1024 * 1024
     MAX_RELAYS_PER_SESSION: Annotated[int, Field(ge=1)] = 8
+    # SPEC §12: live sessions of one account at once (under MAX_SESSIONS); unset = no cap of its own.
+    MAX_SESSIONS_PER_ACCOUNT: Annotated[int, Field(ge=1)] | None = None
     # The unprivileged uid (and gid) sandboxed browsers run as when the service runs as root.
     SANDBOX_UID: Annotated[int, Field(ge=1, le=2**31 - 2)] = 64_500
 
@@ -135,13 +148,7 @@ class Settings(BaseSettings):
     def _proxy_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value():
             return None
-        parts = urlsplit(value.get_secret_value())
-        try:
-            parts.port  # noqa: B018 - urlsplit only checks the port range when it is read
-        except ValueError:
-            raise ValueError("has an invalid port; use scheme://user:pass@host:port") from None
-        if parts.scheme not in ("http", "https", "socks5") or not parts.hostname:
-            raise ValueError("must look like scheme://user:pass@host:port (http, https or socks5)")
+        check_proxy_url(value.get_secret_value())
         return value
 
     @field_validator("REDIS_URL")

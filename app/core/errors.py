@@ -67,6 +67,15 @@ class SessionNotFound(NotFound):
     example = {"details": "no live session with id 3f0c2a9e-5b8e-4f57-9c55-1b2f3e4d5a6b"}
 
 
+class AccountNotFound(NotFound):
+    code = "ACCOUNT_NOT_FOUND"
+    message = "Account not found"
+    description = "No account of that name (a folder accounts/<name>/ with a master profile)"
+    example = {
+        "details": "no account named 'alice'; create it with `python -m app.cli accounts create alice`"
+    }
+
+
 class FileNotInSession(NotFound):
     code = "FILE_NOT_FOUND"
     message = "File not found"
@@ -126,7 +135,7 @@ class LoginOutcome(Protocol):
 class LoginNotProven(NotLoggedIn):
     """Detection ran and did not prove a login; its signals are turned into text only when rendered."""
 
-    def __init__(self, login: LoginOutcome, timeout: float):
+    def __init__(self, login: LoginOutcome, timeout: float, **extra: Any):
         self.login = login
         super().__init__(
             None,
@@ -135,11 +144,23 @@ class LoginNotProven(NotLoggedIn):
             timeout=timeout,
             retry_count=login.refreshes,
             elapsed_ms=login.elapsed_ms,
+            **extra,
         )
 
     @property
     def error_details(self) -> dict[str, Any]:
         return {"code": self.code, "details": self.login.describe(), **self.extra}
+
+
+class NoAccountAvailable(NotLoggedIn):
+    """No account named, and none of them could serve: which were tried and why."""
+
+    message = "No account is logged in and free"
+    description = "No account named, and none proven logged in with room (details list each one)"
+    example = {
+        "details": "tried: alice (logged_out: account info error: session_expired), bob (no room)",
+        "accounts": {"alice": "logged_out", "bob": "no room"},
+    }
 
 
 class UserDataLocked(ServiceError):

@@ -33,6 +33,8 @@ class ServiceState(Protocol):
 
     def egress_refused(self) -> int: ...
 
+    def account_states(self) -> dict[str, tuple[int, str | None]]: ...
+
 
 class _StateCollector(Collector):
     def __init__(self) -> None:
@@ -62,6 +64,21 @@ class _StateCollector(Collector):
         for mode in ("sandbox", "none"):
             isolation.add_metric([mode], 1 if state and state.isolation() == mode else 0)
         yield isolation
+        live_by_account = GaugeMetricFamily(
+            "tiktok_account_sessions_live", "Live sessions, by account", labels=["account"]
+        )
+        logged_in = GaugeMetricFamily(
+            "tiktok_account_logged_in",
+            "1 when the account's last proof (for its current master) says logged in, 0 when it says "
+            "otherwise; absent until proven",
+            labels=["account"],
+        )
+        for account, (live_count, login) in (state.account_states() if state else {}).items():
+            live_by_account.add_metric([account], live_count)
+            if login is not None:
+                logged_in.add_metric([account], 1 if login == "logged_in" else 0)
+        yield live_by_account
+        yield logged_in
         yield CounterMetricFamily(
             "tiktok_egress_refused",
             "Connections of session browsers refused by the egress gate (local, link-local, blocked)",

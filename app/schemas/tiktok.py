@@ -21,9 +21,16 @@ class SessionMode(StrEnum):
 
 
 class TikTokSessionRequest(BaseModel):
-    """Empty today; unknown fields are refused so a typo is never silently ignored."""
+    """Unknown fields are refused so a typo is never silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+    account: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="The account to log in as; unset: any account proven logged in that has room",
+        examples=["alice"],
+    )
 
 
 class SessionLinks(BaseModel):
@@ -67,6 +74,7 @@ class SessionInfo(SessionLinks):
     )
     login: LoginInfo
     mode: SessionMode
+    account: str | None = Field(default=None, description="The TikTok account the session is logged in as")
 
 
 class SessionInfoResponse(SessionInfo):
@@ -157,3 +165,43 @@ class ErrorResponse(BaseModel):
     status: Literal["error"] = "error"
     message: str
     error_details: ErrorDetails
+
+
+class AccountLogin(BaseModel):
+    state: TikTokLoginState | None = Field(default=None, description="None until a session has proven it")
+    method: str | None = None
+    verified_at: datetime | None = None
+    username: str | None = Field(default=None, description="As the account lookup names the user")
+
+
+class AccountIdentitySummary(BaseModel):
+    user_agent: str | None = None
+    platform: str
+    screen: str = Field(examples=["1920x1080"])
+    timezone: str = Field(examples=["Europe/Berlin"])
+    locale: str = Field(examples=["en-US"])
+    hardware_concurrency: int | None = None
+    device_memory: float | None = None
+    webgl_renderer: str | None = None
+
+
+class AccountInfo(BaseModel):
+    name: str
+    login: AccountLogin
+    generation: str | None
+    live_sessions: int
+    warm_ready: int
+    locked: bool = Field(description="Held exclusively by a write-mode session or a profile command")
+    proxy: str | None = Field(default=None, description="The account's proxy, redacted")
+    identity: AccountIdentitySummary | None = None
+
+
+class AccountInfoResponse(AccountInfo):
+    status: Literal["success"] = "success"
+    message: str = "Account"
+
+
+class AccountListResponse(BaseModel):
+    status: Literal["success"] = "success"
+    message: str = "Accounts"
+    accounts: list[AccountInfo]

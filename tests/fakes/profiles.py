@@ -65,9 +65,19 @@ async def build_master_profile(
         raise RuntimeError(f"Chromium did not write {cookies_db}; the profile would clone without cookies")
 
 
-def install_master(src: Path, user_data_dir: Path) -> Path:
-    """Copy a built master profile to `user_data_dir/master`, where the service expects it."""
-    dest = user_data_dir / "master"
+def install_master(src: Path, user_data_dir: Path, account: str = "default") -> Path:
+    """Copy a built master profile to the account's `master/`, where the service expects it."""
+    return _copy_profile(src, user_data_dir / "accounts" / account / "master")
+
+
+def install_legacy_master(src: Path, user_data_dir: Path) -> Path:
+    """Copy a built master profile to `user_data_dir/master`: the single-master layout of earlier
+    versions, which the service turns into the account `default`."""
+    return _copy_profile(src, user_data_dir / "master")
+
+
+def _copy_profile(src: Path, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
     # symlinks=True: Chromium's Singleton* entries are symlinks to nowhere while a browser runs.
     shutil.copytree(src, dest, symlinks=True)
     return dest

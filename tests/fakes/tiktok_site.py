@@ -388,6 +388,87 @@ window.__botCheck = (async () => {
 """
 
 
+# A file a page downloads (SPEC §11): every byte value, so a download that changed any byte shows.
+REPORT_BYTES = bytes(range(256)) * 40
+FILES_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>files</title></head><body>
+<a id="report" href="/__standin/report.txt">report</a>
+</body></html>
+"""
+
+
+async def control_report(request: Request) -> Response:
+    return Response(
+        REPORT_BYTES,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": 'attachment; filename="report.txt"'},
+    )
+
+
+async def control_files_page(request: Request) -> Response:
+    return HTMLResponse(FILES_PAGE)
+
+
+# The live view's tests (SPEC §13): a page that shows what reached it through the view's input…
+PLAYGROUND_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>playground</title>
+<style>
+ body{margin:0;padding:40px;font:18px sans-serif}
+ input{font-size:20px;width:420px;height:44px} button{font-size:20px;height:44px;margin-left:12px}
+ #tall{height:4000px}
+</style></head><body>
+<form id="form"><input id="text" autocomplete="off" placeholder="type here"><button id="button"
+ type="button">Press</button></form>
+<p>typed: <output id="typed"></output></p>
+<p>submitted: <output id="submitted"></output></p>
+<p>clicks: <output id="clicks">0</output>, double clicks: <output id="dblclicks">0</output></p>
+<div id="tall"></div>
+<script>
+// Every keydown with the moment it arrived (the epoch clock, comparable with the sender's).
+window.keydowns = [];
+addEventListener("keydown", (e) => {
+  keydowns.push({key: e.key, at: performance.timeOrigin + performance.now()});
+}, true);
+const text = document.getElementById("text"), button = document.getElementById("button");
+let clicks = 0, doubles = 0;
+text.addEventListener("input", () => { document.getElementById("typed").textContent = text.value; });
+document.getElementById("form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  document.getElementById("submitted").textContent = text.value;
+});
+const show = (id, n) => { document.getElementById(id).textContent = String(n); };
+button.addEventListener("click", () => show("clicks", ++clicks));
+button.addEventListener("dblclick", () => show("dblclicks", ++doubles));
+</script></body></html>
+"""
+# …and one that keeps painting until told to stop (`stopAnimation()`), for the frame rate.
+ANIMATED_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>animated</title>
+<style>
+ body{margin:0;background:#223} #box{position:absolute;top:120px;width:120px;height:120px;background:#f50}
+</style></head><body><div id="box"></div>
+<script>
+let animating = true;
+const box = document.getElementById("box");
+function step(t) {
+  if (!animating) return;
+  box.style.left = (t / 3 % 900) + "px";
+  requestAnimationFrame(step);
+}
+requestAnimationFrame(step);
+window.stopAnimation = () => { animating = false; };
+</script></body></html>
+"""
+
+
+async def control_playground(request: Request) -> Response:
+    return HTMLResponse(PLAYGROUND_PAGE)
+
+
+async def control_animated(request: Request) -> Response:
+    return HTMLResponse(ANIMATED_PAGE)
+
+
 async def control_bot_check(request: Request) -> Response:
     return HTMLResponse(BOT_CHECK_PAGE)
 
@@ -426,7 +507,11 @@ def create_app(mode: str = "normal") -> Starlette:
         Route("/__standin/health", control_health),
         Route("/__standin/headers", control_headers),
         Route("/__standin/bot-check", control_bot_check),
+        Route("/__standin/playground", control_playground),
+        Route("/__standin/animated", control_animated),
         Route("/__standin/slow-asset", slow_asset),
+        Route("/__standin/report.txt", control_report),
+        Route("/__standin/files", control_files_page),
     ]
     app = Starlette(routes=routes)
     app.state.site = state

@@ -30,7 +30,7 @@ from app.api.forwarding import PEER_HEADER, Forwarder
 from app.api.state import app_state
 from app.main import create_app
 from app.server import Server, uvicorn_options
-from app.services.cluster.registry import MASTER_LOCK_KEY, SLOTS_KEY, record_key
+from app.services.cluster.registry import SLOTS_KEY, master_lock_key, record_key
 from tests.fakes.profiles import install_master
 from tests.fakes.server import REPO_ROOT, StandinServer, free_port
 from tests.redis_server import RedisServer
@@ -44,6 +44,8 @@ from tests.service_harness import (
     settings_for_test,
     wait_until,
 )
+
+MASTER_LOCK_KEY = master_lock_key("default")
 
 pytestmark = pytest.mark.browser
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.services.common.user_data import UserDataLayout
 from tests.fakes.profiles import CHROMIUM_PATH, install_master
 from tests.fakes.server import StandinServer
 from tests.fakes.service_process import Process, service_process
@@ -88,7 +89,7 @@ async def test_sigkilled_service_leaves_no_browser_or_driver_and_its_clones_are_
 ) -> None:
     user_data = tmp_path / "user_data"
     install_master(master_profiles["logged_in"], user_data)
-    master_before = tree_digest(user_data / "master")
+    master_before = tree_digest(UserDataLayout(user_data).master)
 
     async with service_process(tmp_path / "first", user_data, site.url) as service:
         sessions = [await create(service.client) for _ in range(2)]
@@ -113,7 +114,7 @@ async def test_sigkilled_service_leaves_no_browser_or_driver_and_its_clones_are_
         assert clone_entries(user_data) == [], "the startup sweep removes the dead process's clones"
         listed = await restarted.client.get("/tiktok/sessions")
         assert listed.status_code == 200 and listed.json()["sessions"] == []
-    assert tree_digest(user_data / "master") == master_before
+    assert tree_digest(UserDataLayout(user_data).master) == master_before
 
 
 # --- 2. SIGTERM ------------------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ async def test_disk_full_while_cloning_is_500_and_leaves_no_partial_clone(
     full_disk_user_data: Path, site: StandinServer
 ) -> None:
     user_data = full_disk_user_data
-    master_before = tree_digest(user_data / "master")
+    master_before = tree_digest(UserDataLayout(user_data).master)
     async with running_service(user_data, site.url) as service:
         free_before = free_bytes(user_data)
         response = await service.client.post("/tiktok/session", timeout=ANSWER_DEADLINE)
@@ -278,7 +279,7 @@ async def test_disk_full_while_cloning_is_500_and_leaves_no_partial_clone(
         assert free_bytes(user_data) == free_before, "every byte the partial clone took is back"
         assert browsers_under(user_data) == []
         await assert_still_serving(service)
-    assert tree_digest(user_data / "master") == master_before
+    assert tree_digest(UserDataLayout(user_data).master) == master_before
 
 
 async def test_disk_full_is_named_in_the_error_details(

@@ -25,7 +25,7 @@ from tests.service_harness import SERVICE_VARIABLES, running_service
 
 pytestmark = pytest.mark.browser
 
-STATUS_KEYS = {"state", "method", "elapsed_ms", "details", "generation"}
+STATUS_KEYS = {"account", "state", "method", "elapsed_ms", "details", "generation", "username"}
 
 
 def cli_environment(user_data: Path, site: StandinServer, **settings: str) -> dict[str, str]:
@@ -33,6 +33,20 @@ def cli_environment(user_data: Path, site: StandinServer, **settings: str) -> di
     env = {name: value for name, value in os.environ.items() if name.upper() not in SERVICE_VARIABLES}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env | {"USER_DATA_DIR": str(user_data), "TIKTOK_URL": site.url} | settings
+
+
+def main_browser_pids(profile: Path) -> list[int]:
+    """Chromium's browser process on `profile`: not its helpers (--type=…), not the sandbox's launcher."""
+    found = []
+    for pid in browser_pids_using(profile):
+        try:
+            arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue
+        if name in ("chromium", "chrome") and not any(a.startswith(b"--type=") for a in arguments):
+            found.append(pid)
+    return found
 
 
 def run_cli(
@@ -94,7 +108,7 @@ def test_imported_cookies_make_a_master_the_service_accepts(tmp_path: Path, site
     export_cookies_txt(site.url_for("__standin/login?user=erin"), cookies)
     imported = run_cli(tmp_path / "ud", site, "import-cookies", str(cookies))
     assert imported.returncode == 0, imported.stderr
-    assert (tmp_path / "ud" / "master" / "Default" / "Cookies").is_file()
+    assert (UserDataLayout(tmp_path / "ud").master / "Default" / "Cookies").is_file()
 
     status = run_cli(tmp_path / "ud", site, "status")
     assert status.returncode == 0, status.stdout + status.stderr
@@ -130,7 +144,7 @@ def test_guest_only_cookie_file_is_refused_and_no_master_is_made(tmp_path: Path,
     result = run_cli(tmp_path / "ud", site, "import-cookies", str(cookies))
     assert result.returncode == 2
     assert "no TikTok session cookie" in result.stderr
-    assert not (tmp_path / "ud" / "master").exists()
+    assert not UserDataLayout(tmp_path / "ud").master.exists()
 
 
 def test_a_missing_cookie_file_is_bad_usage(tmp_path: Path, site: StandinServer) -> None:
@@ -146,7 +160,9 @@ def test_a_tiktok_com_export_is_refused_for_the_standin_host_without_a_domain_ma
     export = desktop_export(site, "hana", tmp_path / "tiktok.com.json")
     result = run_cli(tmp_path / "ud", site, "import-cookies", str(export))
     assert result.returncode == 2
-    assert "no TikTok session cookie" in result.stderr
+    # Names what the file holds and the way to use it.
+    assert f"no cookie in the file is for {site.host}" in result.stderr
+    assert f"--domain-map .tiktok.com={site.host}" in result.stderr
 
 
 def test_domain_map_loads_a_tiktok_com_export_for_the_standin_host(
@@ -312,7 +328,10 @@ async def test_a_master_held_by_another_process_exits_5_naming_lock_timeout(
     export_cookies_txt(site.url_for("__standin/login?user=jill"), cookies)
     args = [str(cookies) if arg == "COOKIES" else arg for arg in command]
     async with held_by_other_process("exclusive", layout.lock_file):
-        result = await asyncio.to_thread(run_cli, layout.root, site, *args, LOCK_TIMEOUT="0.5")
+        # A display named (never opened: the lock is refused first), so `login` gets as far as the lock.
+        result = await asyncio.to_thread(
+            run_cli, layout.root, site, *args, LOCK_TIMEOUT="0.5", DISPLAY=":9999"
+        )
     assert result.returncode == 5, result.stdout + result.stderr
     assert "LOCK_TIMEOUT=0.5 s" in result.stdout + result.stderr
     assert browser_pids_using(layout.master) == []
@@ -393,7 +412,7 @@ def test_login_ends_cleanly_when_the_browser_is_terminated_while_tiktok_loads(
     tmp_path: Path, site: StandinServer, display: str
 ) -> None:
     user_data = tmp_path / "ud"
-    master = user_data / "master"
+    master = UserDataLayout(user_data).master
     site.set_mode("hanging")  # the start page never arrives: the window is certainly still loading
     site.reset_request_counts()
     login = subprocess.Popen(
@@ -411,7 +430,7 @@ def test_login_ends_cleanly_when_the_browser_is_terminated_while_tiktok_loads(
             assert login.poll() is None, login.communicate()
             assert time.monotonic() < deadline, "the login window never asked for TikTok"
             time.sleep(0.1)
-        pids = browser_pids_using(master)
+        pids = main_browser_pids(master)
         assert len(pids) == 1, "no browser window opened on the master"
         # A session ending or a system shutdown: Chromium shuts down cleanly on SIGTERM.
         os.kill(pids[0], signal.SIGTERM)

@@ -8,6 +8,7 @@ import pytest
 
 from app.services.common.generation import read_generation
 from app.services.common.profile_lock import ProfileLock
+from app.services.common.user_data import UserDataLayout
 from tests.fakes.profiles import install_master
 from tests.fakes.server import StandinServer
 from tests.holders import held_by_other_process
@@ -21,7 +22,7 @@ async def test_read_session_waits_for_a_profile_command_then_answers_423(
 ) -> None:
     install_master(master_profiles["logged_in"], tmp_path)
     async with running_service(tmp_path, site.url, LOCK_TIMEOUT=0.5) as service:
-        async with held_by_other_process("exclusive", tmp_path / "master.lock"):
+        async with held_by_other_process("exclusive", UserDataLayout(tmp_path).lock_file):
             body = assert_error(await service.client.post("/tiktok/session"), 423, "USER_DATA_LOCKED")
             assert body["error_details"]["timeout"] == 0.5
             assert service.clone_dirs() == []
@@ -45,7 +46,7 @@ async def test_write_mode_runs_on_the_master_and_keeps_it_exclusive(
         # A second writer, and any reader, must wait for the first writer.
         assert_error(await service.client.post("/tiktok/session"), 423, "USER_DATA_LOCKED")
         with pytest.raises(Exception, match="exclusively"):
-            await ProfileLock(tmp_path / "master.lock").shared(0.2)
+            await ProfileLock(UserDataLayout(tmp_path).lock_file).shared(0.2)
 
         page = service.service.get(session_id).executor.page
         await page.goto(site.url_for("explore"))
@@ -54,7 +55,7 @@ async def test_write_mode_runs_on_the_master_and_keeps_it_exclusive(
         assert browsers_under(master) == []
         # The session wrote the master: its generation changed, so warm copies of the old one are stale.
         assert read_generation(service.layout) not in (None, generation_before)
-    held = await ProfileLock(tmp_path / "master.lock").exclusive(0.2)
+    held = await ProfileLock(UserDataLayout(tmp_path).lock_file).exclusive(0.2)
     held.release()
 
 

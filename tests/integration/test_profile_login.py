@@ -19,6 +19,7 @@ import pytest
 from playwright.async_api import async_playwright
 
 from app.services.common.browser import browser_pids_using, devtools_endpoint
+from app.services.common.user_data import UserDataLayout
 from tests.fakes.server import REPO_ROOT, StandinServer
 from tests.service_harness import SERVICE_VARIABLES, browsers_under, running_service
 
@@ -109,7 +110,7 @@ async def test_a_person_logs_in_in_the_window_and_the_saved_master_is_logged_in(
     tmp_path: Path, site: StandinServer, display: str, xdotool: str
 ) -> None:
     user_data = tmp_path / "ud"
-    master = user_data / "master"
+    master = UserDataLayout(user_data).master
     env = cli_environment(user_data, site)
     site.reset_request_counts()
     login = await asyncio.create_subprocess_exec(

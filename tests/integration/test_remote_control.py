@@ -22,7 +22,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -530,23 +530,24 @@ async def test_the_session_token_dies_with_its_session(
         assert status == 401 and error["error_details"]["code"] == "UNAUTHORIZED"
 
 
-async def test_live_view_is_self_contained_html_refreshing_the_tokened_screenshot(
+async def test_live_view_is_self_contained_html_streaming_with_its_own_token(
     tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
 ) -> None:
     async with logged_in_service(tmp_path, site, master_profiles) as service:
         body = await create(service)
-        session_id = body["session_id"]
-        token = service.service.get(session_id).token
+        view_token = parse_qs(urlsplit(body["view_url"]).query)["token"][0]
         async with bare_client(service) as bare:
             view = await bare.get(body["view_url"])
         assert view.status_code == 200 and view.headers["content-type"].startswith("text/html")
         page = view.text
-        assert f"{service.base_url}/tiktok/session/{session_id}/screenshot?token={token}" in page
-        service_host = urlsplit(service.base_url).netloc
-        urls = re.findall(r"https?://[^\s\"'<>()\\]+", page)
-        assert urls, "the page names its screenshot URL"
-        assert {urlsplit(url).netloc for url in urls} == {service_host}, urls
+        # Its stream and its fallback picture, named relative to the page (any PUBLIC_URL prefix works),
+        # with the token the page was opened with.
+        assert f"view/stream?token={view_token}" in page
+        assert f"view/frame?token={view_token}" in page
+        # Nothing from anywhere else: no absolute URL, no protocol-relative one, no external script or style.
+        assert re.findall(r"https?://[^\s\"'<>()\\]+", page) == []
         assert not re.search(r"""(src|href)\s*=\s*["']?//""", page), "no protocol-relative resources"
+        assert not re.search(r"<script[^>]*\ssrc=|<link[^>]*stylesheet", page)
 
 
 async def test_undriven_session_ends_after_the_idle_timeout(

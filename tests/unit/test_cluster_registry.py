@@ -16,10 +16,12 @@ from pydantic import ValidationError
 from app.core.config import Settings
 from app.core.errors import RegistryUnavailable, TooManySessions, UserDataLocked
 from app.schemas.tiktok import SessionMode
-from app.services.cluster.registry import MASTER_LOCK_KEY, SLOTS_KEY, ClusterRegistry, record_key
+from app.services.cluster.registry import SLOTS_KEY, ClusterRegistry, master_lock_key, record_key
 from app.services.tiktok.session import LiveSession
 from tests.redis_server import RedisServer
 from tests.service_harness import settings_for_test
+
+MASTER_LOCK_KEY = master_lock_key("default")
 
 TTL = 2  # REGISTRY_TTL, seconds
 

@@ -21,7 +21,7 @@ def test_a_bump_is_what_the_next_read_returns(tmp_path: Path) -> None:
     layout = UserDataLayout(tmp_path)
     marker = bump_generation(layout)
     assert read_generation(layout) == marker
-    assert (tmp_path / "master.generation").read_text() == marker + "\n"
+    assert layout.generation_file.read_text() == marker + "\n"
 
 
 def test_every_bump_gives_a_new_marker_with_a_growing_counter(tmp_path: Path) -> None:
@@ -33,6 +33,7 @@ def test_every_bump_gives_a_new_marker_with_a_growing_counter(tmp_path: Path) ->
 
 def test_a_foreign_marker_is_replaced_by_a_counted_one(tmp_path: Path) -> None:
     layout = UserDataLayout(tmp_path)
+    layout.generation_file.parent.mkdir(parents=True)
     layout.generation_file.write_text("written-by-hand\n")
     assert read_generation(layout) == "written-by-hand"
     assert bump_generation(layout).startswith("1-")
@@ -65,4 +66,5 @@ def test_readers_never_see_a_partial_marker_while_it_is_bumped(tmp_path: Path) -
     # An in-place rewrite would show an empty or cut file (None, or a marker that was never written).
     assert seen, "the reader never ran"
     assert set(seen) <= written
-    assert not [path.name for path in tmp_path.iterdir() if path.name != "master.generation"]
+    folder = layout.generation_file.parent
+    assert not [path.name for path in folder.iterdir() if path.name != "master.generation"]

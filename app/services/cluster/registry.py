@@ -54,6 +54,13 @@ T = TypeVar("T")
 PREFIX = "tiktok:"
 SLOTS_KEY = PREFIX + "slots"
 MASTER_LOCK_KEY = PREFIX + "lock:master"
+
+
+def master_lock_key(account: str) -> str:
+    """Each account's write lock is its own (SPEC §12): a writer of one account never blocks another."""
+    return f"{MASTER_LOCK_KEY}:{account}"
+
+
 STARTING = "starting:"
 
 # Redis beside the instances answers in well under a millisecond: a second without an answer is an outage,
@@ -135,8 +142,9 @@ class SessionRecord:
 class MasterLease:
     """Write mode's hold on the account, cluster-wide: the heartbeat keeps it, `release` frees it."""
 
-    def __init__(self, registry: ClusterRegistry, token: str, on_lost: Callable[[], None]):
+    def __init__(self, registry: ClusterRegistry, token: str, on_lost: Callable[[], None], key: str):
         self._registry = registry
+        self.key = key
         self.token = token
         self.on_lost = on_lost
         self.released = False
@@ -236,7 +244,7 @@ class ClusterRegistry:
             args += sorted(self._starting)
             await self._run(self._refresh(keys=keys, args=args))
         for lease in list(self._leases):
-            if not await self._run(self._renew(keys=[MASTER_LOCK_KEY], args=[lease.token, self._ttl_ms])):
+            if not await self._run(self._renew(keys=[lease.key], args=[lease.token, self._ttl_ms])):
                 self._leases.discard(lease)
                 logger.error("registry.lock_lost", extra={"redis": self.where})
                 lease.on_lost()
@@ -363,30 +371,34 @@ class ClusterRegistry:
         remaining = [(record.info().expires_at - now).total_seconds() for record in records]
         return max(1, math.ceil(min(remaining))) if remaining else 5
 
-    async def lease_master(self, timeout: float, on_lost: Callable[[], None]) -> MasterLease:
-        """The cluster-wide write lock, waited for up to `timeout` (LOCK_TIMEOUT), else 423."""
+    async def lease_master(
+        self, timeout: float, on_lost: Callable[[], None], account: str = "default"
+    ) -> MasterLease:
+        """The account's cluster-wide write lock, waited for up to `timeout` (LOCK_TIMEOUT), else 423."""
         token = secrets.token_hex(16)
+        key = master_lock_key(account)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         pause = LOCK_POLL_FIRST
-        while not await self._run(self._redis.set(MASTER_LOCK_KEY, token, nx=True, px=self._ttl_ms)):
+        while not await self._run(self._redis.set(key, token, nx=True, px=self._ttl_ms)):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise UserDataLocked(
-                    "the master profile is held exclusively by a write-mode session of another instance "
-                    f"(cluster lock); not free within {timeout:g} s",
+                    f"the master profile of account {account} is held exclusively by a write-mode session "
+                    f"of another instance (cluster lock); not free within {timeout:g} s",
                     timeout=timeout,
+                    account=account,
                 )
             await asyncio.sleep(min(pause, remaining))
             pause = min(pause * 2, LOCK_POLL_MAX)
-        lease = MasterLease(self, token, on_lost)
+        lease = MasterLease(self, token, on_lost, key)
         self._leases.add(lease)
         return lease
 
     async def release_lease(self, lease: MasterLease) -> None:
         self._leases.discard(lease)
         try:
-            await self._run(self._release(keys=[MASTER_LOCK_KEY], args=[lease.token]))
+            await self._run(self._release(keys=[lease.key], args=[lease.token]))
         except RegistryUnavailable:
             # Not renewed any more: it frees itself within REGISTRY_TTL.
             logger.warning("registry.lock_release_deferred", extra={"redis": self.where})

@@ -33,7 +33,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
@@ -100,7 +100,8 @@ def is_browser_close(message: str | bytes) -> bool:
 
 
 def redirect_downloads(message: str | bytes, download_path: str) -> str | bytes:
-    """A `*.setDownloadBehavior` command with its `downloadPath` set to the session's own folder.
+    """A `*.setDownloadBehavior` command with its `downloadPath` set to the session's own folder (and
+    files kept under the names pages give them).
 
     Playwright's `connect_over_cdp` names a folder of the client's machine; any client may name any
     path. Downloads are the session's, so they land in its folder whatever was asked. Every other
@@ -123,6 +124,9 @@ def redirect_downloads(message: str | bytes, download_path: str) -> str | bytes:
     if not isinstance(params, dict) or params.get("behavior") not in ("allow", "allowAndName"):
         return message
     params["downloadPath"] = download_path
+    # By the page's own name, not a GUID: the files are listed to people (GET …/downloads), and the
+    # client's own copy of a GUID-named file is on a machine the browser never reaches anyway.
+    params["behavior"] = "allow"
     text = json.dumps(command, separators=(",", ":"))
     return text if isinstance(message, str) else text.encode()
 
@@ -303,11 +307,24 @@ class CdpRelay:
                 await self._client.close(code, reason)
 
 
+class SessionClient(Protocol):
+    """A client's connection to a session: a CDP relay, or a person's live view (live_view.py)."""
+
+    async def run(self) -> str:
+        """Serve the client until it leaves or `close()` is called; returns why it ended."""
+        ...
+
+    async def close(self) -> None:
+        """End it with a normal close frame; idempotent; before `run()`, `run()` closes at once."""
+        ...
+
+
 class RelayHub:
-    """The relays of one session: several clients at once, each on its own upstream connection."""
+    """The client connections of one session: CDP relays (each on its own upstream connection) and
+    live views, counted together against MAX_RELAYS_PER_SESSION and closed together when it ends."""
 
     def __init__(self) -> None:
-        self._relays: set[CdpRelay] = set()
+        self._relays: set[SessionClient] = set()
         self._closed = False
 
     @property
@@ -338,15 +355,19 @@ class RelayHub:
             upstream_socket=upstream_socket,
             download_path=download_path,
         )
+        return await self.serve(relay)
+
+    async def serve(self, connection: SessionClient) -> str:
+        """Run a client's connection until it ends, counted among the session's connections."""
         if self._closed:
-            await relay.close()
-        self._relays.add(relay)
+            await connection.close()
+        self._relays.add(connection)
         try:
-            return await relay.run()
+            return await connection.run()
         finally:
-            self._relays.discard(relay)
+            self._relays.discard(connection)
 
     async def close_all(self) -> None:
-        """Close every relay (1000 to each client) and refuse new ones; returns when all have ended."""
+        """Close every connection (1000 to each client) and refuse new ones; returns when all have ended."""
         self._closed = True
         await asyncio.gather(*(relay.close() for relay in list(self._relays)))

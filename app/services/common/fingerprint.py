@@ -49,10 +49,13 @@ class BrowserIdentity:
 
     user_agent: str
     fingerprint: Fingerprint
+    # An account's own (SPEC §12); unset, the fingerprint's language and the machine's time zone.
+    locale_override: str | None = None
+    timezone: str | None = None
 
     @property
     def locale(self) -> str:
-        return self.fingerprint.navigator.language
+        return self.locale_override or self.fingerprint.navigator.language
 
     def window(self) -> tuple[dict[str, int], dict[str, int]]:
         """(outer, inner) size of the browser window, in CSS pixels.
@@ -80,7 +83,7 @@ class BrowserIdentity:
             # would answer "granted" where a real one answers "default"/"prompt". None, not []:
             # Playwright turns a list, even an empty one, into "grant these, deny all others".
             "permissions": None,
-        }
+        } | ({"timezone_id": self.timezone} if self.timezone else {})
 
     def init_script(self) -> str:
         navigator = dataclasses.replace(
@@ -131,12 +134,16 @@ class FingerprintSource:
             self._next = asyncio.get_running_loop().create_task(asyncio.to_thread(self._sample))
 
     async def take(self, browser_version: str) -> BrowserIdentity:
+        return BrowserIdentity(user_agent=user_agent_for(browser_version), fingerprint=await self.sample())
+
+    async def sample(self) -> Fingerprint:
+        """A new fingerprint (the one sampled ahead), and the next one sampled behind it."""
         self.prepare()
         assert self._next is not None
         ready, self._next = self._next, None
         fingerprint = await asyncio.shield(ready)
         self.prepare()
-        return BrowserIdentity(user_agent=user_agent_for(browser_version), fingerprint=fingerprint)
+        return fingerprint
 
     async def aclose(self) -> None:
         if self._next is not None:

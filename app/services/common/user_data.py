@@ -1,11 +1,16 @@
-"""The user-data directory: one master profile, throwaway clones of it, and their crash-safe cleanup.
+"""The user-data directory: the accounts' master profiles, throwaway clones, their crash-safe cleanup.
 
     <USER_DATA_DIR>/
-        master/             the logged-in Chromium profile (written only under the exclusive lock)
-        master.lock         see `profile_lock`
-        master.generation   changes whenever the master changes (see `generation`)
-        clones/<id>/        one session's private copy of master/
+        accounts/<name>/
+            master/             the account's logged-in Chromium profile (written under the exclusive lock)
+            master.lock         see `profile_lock`
+            master.generation   changes whenever the master changes (see `generation`)
+            identity.json       the account's device: fingerprint, locale, timezone, proxy (`identity`)
+        clones/<id>/        one session's private copy of a master
         clones/<id>.owner   flock'ed LOCK_EX by the process that owns clones/<id>/, for its whole life
+
+Earlier versions kept one master at `<USER_DATA_DIR>/master`; it becomes the account `default`
+(`migrate_single_master`, safe to run again after an interruption).
 
 The owner file is how a starting service tells a crashed worker's clone from a live worker's one: the
 kernel drops a dead process's flocks, so a lockable owner file means nobody is using the clone.
@@ -18,6 +23,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import shutil
 import sys
 import threading
@@ -75,13 +81,37 @@ PROFILE_HOWTO = (
 )
 
 
+DEFAULT_ACCOUNT = "default"
+# Account names become folder names and appear in URLs and logs.
+ACCOUNT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+def is_account_name(name: str) -> bool:
+    return ACCOUNT_NAME.fullmatch(name) is not None
+
+
 @dataclass(frozen=True)
 class UserDataLayout:
+    """Where one account's files are (`account`, `default` unless named), and the shared clones."""
+
     root: Path
+    account: str = DEFAULT_ACCOUNT
+
+    def __post_init__(self) -> None:
+        if not is_account_name(self.account):
+            raise ValueError(f"invalid account name {self.account!r}")
+
+    @property
+    def accounts(self) -> Path:
+        return self.root / "accounts"
+
+    @property
+    def account_dir(self) -> Path:
+        return self.accounts / self.account
 
     @property
     def master(self) -> Path:
-        return self.root / "master"
+        return self.account_dir / "master"
 
     @property
     def clones(self) -> Path:
@@ -89,11 +119,31 @@ class UserDataLayout:
 
     @property
     def lock_file(self) -> Path:
-        return self.root / "master.lock"
+        return self.account_dir / "master.lock"
 
     @property
     def generation_file(self) -> Path:
-        return self.root / "master.generation"
+        return self.account_dir / "master.generation"
+
+    @property
+    def identity_file(self) -> Path:
+        return self.account_dir / "identity.json"
+
+    def for_account(self, account: str) -> UserDataLayout:
+        return UserDataLayout(self.root, account)
+
+    def account_names(self) -> list[str]:
+        """Accounts: folders under accounts/ with a master/ inside. Blocking."""
+        migrate_single_master(self.root)
+        try:
+            entries = sorted(os.scandir(self.accounts), key=lambda entry: entry.name)
+        except FileNotFoundError:
+            return []
+        return [
+            entry.name
+            for entry in entries
+            if is_account_name(entry.name) and os.path.isdir(os.path.join(entry.path, "master"))
+        ]
 
     def clone_dir(self, clone_id: str) -> Path:
         return self.clones / clone_id
@@ -109,9 +159,36 @@ class UserDataLayout:
         return self.master
 
     def ensure(self) -> None:
-        """Create the root and clones directories (private: profiles hold login cookies). Blocking."""
-        for directory in (self.root, self.clones):
+        """Create the root, the account's and the clones directories (private: profiles hold login
+        cookies), moving a single-master layout into place first. Blocking."""
+        for directory in (self.root, self.accounts, self.account_dir, self.clones):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        migrate_single_master(self.root)
+
+
+def migrate_single_master(root: Path) -> bool:
+    """`<root>/master` (the single-master layout) becomes the account `default`, nothing lost.
+
+    Each step is one rename on the same file system, the marker before the profile: an interrupted
+    migration leaves either step undone, and running this again finishes it. An account `default`
+    that already has a master is never overwritten. Returns whether a master was moved. Blocking.
+    """
+    old_master = root / "master"
+    if not old_master.is_dir():
+        return False
+    target = root / "accounts" / DEFAULT_ACCOUNT
+    if (target / "master").exists():
+        logger.warning("accounts.migration_skipped reason=accounts/default/master exists root=%s", root)
+        return False
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    old_generation = root / "master.generation"
+    if old_generation.exists() and not (target / "master.generation").exists():
+        os.rename(old_generation, target / "master.generation")
+    os.rename(old_master, target / "master")
+    # The old lock file guarded the old path; nobody can hold it for the new one.
+    _unlink_quietly(root / "master.lock")
+    logger.info("accounts.migrated account=default root=%s", root)
+    return True
 
 
 class OwnedDir:

@@ -9,11 +9,15 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from browserforge.fingerprints import Fingerprint
+
 from app.core.config import Settings
+from app.core.redaction import redact_proxy
 from app.services.common.browser import BrowserOptions, browser_version, chromium_flags, find_browser
 from app.services.common.driver import SharedDriver
 from app.services.common.egress import EgressPolicy, EgressTally, build_policy
-from app.services.common.fingerprint import FingerprintSource
+from app.services.common.fingerprint import BrowserIdentity, FingerprintSource, user_agent_for
+from app.services.common.identity import AccountIdentity
 from app.services.common.sandbox import Isolation, Sandbox, SandboxUnavailable, SessionBox
 from app.services.common.user_data import sweep_orphans
 from app.services.tiktok.executor import TiktokExecutor
@@ -83,20 +87,41 @@ class BrowserFactory:
                 )
             return self._sandbox
 
-    async def executor_for(self, profile_dir: Path, *, headless: bool | None = None) -> TiktokExecutor:
+    @property
+    def default_proxy_redacted(self) -> str | None:
+        proxy = self._settings.PROXY
+        return redact_proxy(proxy.get_secret_value()) if proxy else None
+
+    async def sample_fingerprint(self) -> Fingerprint:
+        return await self._fingerprints.sample()
+
+    async def executor_for(
+        self, profile_dir: Path, *, headless: bool | None = None, account: AccountIdentity | None = None
+    ) -> TiktokExecutor:
+        """A browser on `profile_dir`; with an account's identity it shows that account's device and
+        uses its proxy (PROXY when it has none), else a fresh fingerprint and PROXY."""
         settings = self._settings
         executable = await asyncio.to_thread(find_browser, settings.BROWSER_EXECUTABLE)
         sandbox = await self._ensure_sandbox()
         options = BrowserOptions(
             executable=executable,
             headless=settings.HEADLESS if headless is None else headless,
-            proxy=settings.PROXY,
+            proxy=(account.proxy if account is not None else None) or settings.PROXY,
             flags=chromium_flags(sandboxed=sandbox is not None),
             # Remote control attaches here (through the service's relay); loopback only.
             devtools_port=True,
             sandboxed=sandbox is not None,
         )
-        identity = await self._fingerprints.take(await browser_version(executable))
+        version = await browser_version(executable)
+        if account is not None:
+            identity = BrowserIdentity(
+                user_agent=user_agent_for(version),
+                fingerprint=account.fingerprint,
+                locale_override=account.locale,
+                timezone=account.timezone,
+            )
+        else:
+            identity = await self._fingerprints.take(version)
         box = await asyncio.to_thread(
             SessionBox.create_sync,
             self.boxes,

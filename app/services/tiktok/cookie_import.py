@@ -1,8 +1,9 @@
 """Cookies exported from a desktop browser → Playwright cookies. Pure parsing, no browser here.
 
-Two formats: the JSON array written by common export extensions (Cookie-Editor, EditThisCookie:
-`name`, `value`, `domain`, `path`, `expirationDate`, `httpOnly`, `secure`, `sameSite`, `hostOnly`)
-and Netscape `cookies.txt` (tab-separated, `#HttpOnly_` prefix on HttpOnly lines).
+Three formats: the JSON array written by common export extensions (Cookie-Editor, EditThisCookie:
+`name`, `value`, `domain`, `path`, `expirationDate`, `httpOnly`, `secure`, `sameSite`, `hostOnly`),
+Playwright's `storage_state` JSON (`{"cookies": [...], "origins": [...]}`, `expires` -1 for a session
+cookie) and Netscape `cookies.txt` (tab-separated, `#HttpOnly_` prefix on HttpOnly lines).
 
 `--domain-map FROM=TO` rewrites cookie domains before they are matched against the TikTok host, so an
 export made on tiktok.com loads for another host (a stand-in site, a regional domain).
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import time
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 # (FROM, TO), both lower-case and without a leading dot.
@@ -40,8 +43,13 @@ def _parse_json(text: str) -> list[dict[str, Any]]:
         raise CookieFileError(
             f"the JSON cookie file does not parse: {error.msg} (line {error.lineno})"
         ) from None
+    if isinstance(entries, dict) and isinstance(entries.get("cookies"), list):
+        entries = entries["cookies"]  # Playwright's storage_state
     if not isinstance(entries, list):
-        raise CookieFileError("the JSON cookie file must be an array of cookie objects")
+        raise CookieFileError(
+            "the JSON cookie file must be an array of cookie objects (an export extension's) or "
+            'Playwright\'s storage_state ({"cookies": [...]})'
+        )
     cookies = []
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or not entry.get("name") or "domain" not in entry:
@@ -107,15 +115,52 @@ def cookies_for_host(cookies: Iterable[dict[str, Any]], host: str) -> list[dict[
     return selected
 
 
+def same_site_family(cookie_domain: str, host: str) -> bool:
+    """Whether a cookie belongs to the TikTok site of `host`: its registrable domain (tiktok.com for
+    www.tiktok.com: also m.tiktok.com, .tiktok.com), or exactly the host when it is an address."""
+    domain = cookie_domain.lstrip(".").lower()
+    host = host.lower()
+    if _is_ip_address(host) or "." not in host:
+        return domain == host
+    site = ".".join(host.split(".")[-2:])
+    return domain == site or domain.endswith("." + site)
+
+
 def require_session_cookie(
-    cookies: Iterable[dict[str, Any]], session_names: Iterable[str], host: str
+    cookies: Iterable[dict[str, Any]], session_names: Iterable[str], host: str, now: float | None = None
 ) -> None:
-    names = {cookie["name"] for cookie in cookies if cookie.get("value")}
-    if not names & set(session_names):
+    """A file with a session cookie for `host` that has not expired; otherwise it says what is wrong."""
+    wanted = set(session_names)
+    session = [cookie for cookie in cookies if cookie.get("value") and cookie["name"] in wanted]
+    if not session:
         raise CookieFileError(
             f"no TikTok session cookie ({', '.join(session_names)}) for {host} in the file: "
             "export the cookies while logged in to TikTok"
         )
+    now = time.time() if now is None else now
+    alive = [cookie for cookie in session if "expires" not in cookie or cookie["expires"] > now]
+    if not alive:
+        last = max(cookie["expires"] for cookie in session)
+        expired_on = datetime.fromtimestamp(last, UTC).strftime("%Y-%m-%d")
+        raise CookieFileError(
+            f"the file's TikTok session cookies ({', '.join(sorted({c['name'] for c in session}))}) all "
+            f"expired (the last on {expired_on}): log in to TikTok in your browser and export them again"
+        )
+
+
+def require_cookies_for_host(
+    cookies: Sequence[dict[str, Any]], selected: Sequence[dict[str, Any]], host: str
+) -> None:
+    """No cookie matches TIKTOK_URL's host: name the domains the file holds and the way to map them."""
+    if selected:
+        return
+    domains = sorted({cookie["domain"].lstrip(".").lower() for cookie in cookies})
+    shown = ", ".join(domains[:8]) + (f" and {len(domains) - 8} more" if len(domains) > 8 else "")
+    example = next((d for d in domains if "tiktok" in d), domains[0] if domains else "tiktok.com")
+    raise CookieFileError(
+        f"no cookie in the file is for {host} (TIKTOK_URL's host); the file holds cookies for: "
+        f"{shown or 'nothing'}. If they are the account's, map them: --domain-map .{example}={host}"
+    )
 
 
 def parse_domain_map(spec: str) -> DomainMap:

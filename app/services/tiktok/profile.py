@@ -21,9 +21,11 @@ from typing import Any
 
 from app.core.config import Settings
 from app.core.errors import LoginNotProven, MasterProfileMissing, SessionStartTimeout, UserDataLocked
+from app.core.metrics import Metrics
 from app.services.common.generation import bump_generation, read_generation
 from app.services.common.profile_lock import ProfileLock
-from app.services.common.user_data import UserDataLayout
+from app.services.common.user_data import DEFAULT_ACCOUNT, UserDataLayout, migrate_single_master
+from app.services.tiktok.accounts import AccountBook
 from app.services.tiktok.browser_factory import BrowserFactory
 from app.services.tiktok.cookie_import import (
     CookieFileError,
@@ -31,10 +33,12 @@ from app.services.tiktok.cookie_import import (
     cookies_for_host,
     map_cookie_domains,
     parse_cookie_file,
+    require_cookies_for_host,
     require_session_cookie,
+    same_site_family,
 )
 from app.services.tiktok.executor import TiktokExecutor
-from app.services.tiktok.service import TiktokService
+from app.services.tiktok.opener import SessionOpener
 from app.services.tiktok.utils.login_signals import LoginState
 
 
@@ -49,6 +53,7 @@ class ProfileStatus:
     generation: str | None
     # The master was held exclusively past LOCK_TIMEOUT: nothing was checked, the state is unknown.
     locked: bool = False
+    username: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +62,7 @@ class ProfileStatus:
             "elapsed_ms": self.elapsed_ms,
             "details": self.details,
             "generation": self.generation,
+            "username": self.username,
         }
 
 
@@ -68,8 +74,8 @@ def locked_details(error: UserDataLocked, lock_timeout: float) -> str:
     )
 
 
-def _layout_and_lock(settings: Settings) -> tuple[UserDataLayout, ProfileLock]:
-    layout = UserDataLayout(settings.USER_DATA_DIR)
+def _layout_and_lock(settings: Settings, account: str) -> tuple[UserDataLayout, ProfileLock]:
+    layout = UserDataLayout(settings.USER_DATA_DIR, account)
     return layout, ProfileLock(layout.lock_file)
 
 
@@ -77,11 +83,14 @@ def _layout_and_lock(settings: Settings) -> tuple[UserDataLayout, ProfileLock]:
 async def _browser_on_master(
     settings: Settings, layout: UserDataLayout, *, headless: bool
 ) -> AsyncIterator[TiktokExecutor]:
-    """An executor on the master (not started yet), closed on the way out, and then its factory."""
-    await asyncio.to_thread(layout.master.mkdir, mode=0o700, exist_ok=True)
+    """An executor on the account's master, showing the account's own device (not started yet), closed
+    on the way out, and then its factory."""
+    await asyncio.to_thread(layout.master.mkdir, mode=0o700, parents=True, exist_ok=True)
     browsers = BrowserFactory(settings)
     try:
-        executor = await browsers.executor_for(layout.master, headless=headless)
+        accounts = AccountBook(layout, browsers.sample_fingerprint)
+        identity = await accounts.identity(accounts.account(layout.account))
+        executor = await browsers.executor_for(layout.master, headless=headless, account=identity)
         try:
             yield executor
         finally:
@@ -92,9 +101,9 @@ async def _browser_on_master(
         await browsers.aclose()
 
 
-async def login_interactively(settings: Settings) -> str:
+async def login_interactively(settings: Settings, account: str = DEFAULT_ACCOUNT) -> str:
     """A visible window on the master at TikTok; returns the new generation once the person closes it."""
-    layout, lock = _layout_and_lock(settings)
+    layout, lock = _layout_and_lock(settings, account)
     await asyncio.to_thread(layout.ensure)
     async with lock.exclusive(settings.LOCK_TIMEOUT):
         try:
@@ -113,7 +122,12 @@ async def login_interactively(settings: Settings) -> str:
     return generation
 
 
-async def import_cookies(settings: Settings, cookie_file: Path, domain_map: Sequence[DomainMap] = ()) -> int:
+async def import_cookies(
+    settings: Settings,
+    cookie_file: Path,
+    domain_map: Sequence[DomainMap] = (),
+    account: str = DEFAULT_ACCOUNT,
+) -> int:
     """Load exported cookies into the master; refuses a file without a TikTok session cookie."""
     try:
         text = await asyncio.to_thread(cookie_file.read_text, encoding="utf-8-sig")
@@ -124,8 +138,10 @@ async def import_cookies(settings: Settings, cookie_file: Path, domain_map: Sequ
     # Mapped before filtering: a tiktok.com export only matches a stand-in host once it is rewritten.
     cookies = map_cookie_domains(parse_cookie_file(text), domain_map)
     tiktok_cookies = cookies_for_host(cookies, settings.tiktok_host)
+    require_cookies_for_host(cookies, tiktok_cookies, settings.tiktok_host)
     require_session_cookie(tiktok_cookies, settings.detection.SESSION_COOKIES, settings.tiktok_host)
-    layout, lock = _layout_and_lock(settings)
+    tiktok_cookies = [_kept_across_restarts(cookie) for cookie in tiktok_cookies]
+    layout, lock = _layout_and_lock(settings, account)
     await asyncio.to_thread(layout.ensure)
     async with lock.exclusive(settings.LOCK_TIMEOUT):
         async with _browser_on_master(settings, layout, headless=True) as executor:
@@ -140,6 +156,18 @@ async def import_cookies(settings: Settings, cookie_file: Path, domain_map: Sequ
     return len(tiktok_cookies)
 
 
+# A cookie without an expiry lives until the browser closes, and the import closes it: Chromium would
+# drop tt_csrf_token and the other session cookies before any session saw them. The person's own browser
+# keeps them across restarts ("continue where you left off"); so does the master, for this long.
+SESSION_COOKIE_LIFETIME = 400 * 24 * 3600  # Chromium's own cap on a cookie's lifetime
+
+
+def _kept_across_restarts(cookie: dict[str, Any]) -> dict[str, Any]:
+    if "expires" in cookie:
+        return cookie
+    return dict(cookie, expires=time.time() + SESSION_COOKIE_LIFETIME)
+
+
 def _refusal(error: Exception, cookies: Sequence[dict[str, Any]]) -> str:
     # Playwright names the field it refuses ("Invalid cookie fields", "should have a valid expires");
     # should a message ever quote a cookie, it is withheld rather than printed with the account's secret.
@@ -149,9 +177,10 @@ def _refusal(error: Exception, cookies: Sequence[dict[str, Any]]) -> str:
     return reason
 
 
-async def export_cookies(settings: Settings) -> list[dict[str, Any]]:
+async def export_cookies(settings: Settings, account: str = DEFAULT_ACCOUNT) -> list[dict[str, Any]]:
     """The master's cookies for the TikTok host (domain cookies included), as Playwright reports them."""
-    layout, lock = _layout_and_lock(settings)
+    layout, lock = _layout_and_lock(settings, account)
+    await asyncio.to_thread(migrate_single_master, layout.root)
     async with lock.exclusive(settings.LOCK_TIMEOUT):
         await asyncio.to_thread(layout.require_master)
         async with _browser_on_master(settings, layout, headless=True) as executor:
@@ -159,12 +188,14 @@ async def export_cookies(settings: Settings) -> list[dict[str, Any]]:
             # Through the browser: the values in Default/Cookies may be encrypted with the OS keyring's
             # key, which only Chromium itself can use.
             cookies = await executor.context.cookies()
-    return cookies_for_host(cookies, settings.tiktok_host)
+    # Every cookie of TikTok's site, not only those sent to TIKTOK_URL's host (m.tiktok.com's too).
+    return [cookie for cookie in cookies if same_site_family(cookie["domain"], settings.tiktok_host)]
 
 
-async def reset_master(settings: Settings) -> bool:
+async def reset_master(settings: Settings, account: str = DEFAULT_ACCOUNT) -> bool:
     """Delete the master profile; False when there was none. Asking the person first is the caller's job."""
-    layout, lock = _layout_and_lock(settings)
+    layout, lock = _layout_and_lock(settings, account)
+    await asyncio.to_thread(migrate_single_master, layout.root)
     async with lock.exclusive(settings.LOCK_TIMEOUT):
         deleted = await asyncio.to_thread(_delete_master, layout)
         if deleted:
@@ -179,28 +210,34 @@ def _delete_master(layout: UserDataLayout) -> bool:
     return True
 
 
-async def profile_status(settings: Settings) -> ProfileStatus:
-    """The service's own detection, on a throw-away clone (the shared lock is held while copying)."""
+async def profile_status(settings: Settings, account: str = DEFAULT_ACCOUNT) -> ProfileStatus:
+    """The service's own detection, on a throw-away clone (the shared lock is held while copying):
+    the same opener a POST uses, never in write mode."""
     started = time.monotonic()
-    service = TiktokService(settings)
-    await asyncio.to_thread(service.layout.ensure)
+    layout = UserDataLayout(settings.USER_DATA_DIR, account)
+    await asyncio.to_thread(layout.ensure)
+    browsers = BrowserFactory(settings)
+    accounts = AccountBook(layout, browsers.sample_fingerprint)
+    opener = SessionOpener(settings, browsers, accounts, Metrics(), write_mode=False)
     try:
         try:
-            session = await service.create()
+            session = await opener.open(accounts.account(account))
+            await session.close("status_checked")
             assert session.login is not None
             login = session.login
         except LoginNotProven as not_proven:
             login = not_proven.login  # type: ignore[assignment]
         except (MasterProfileMissing, SessionStartTimeout, UserDataLocked) as error:
-            return await _status_without_detection(settings, service.layout, error, started)
+            return await _status_without_detection(settings, layout, error, started)
     finally:
-        await service.shutdown()
+        await browsers.aclose()
     return ProfileStatus(
         state=login.state,
         method=login.method,
         elapsed_ms=login.elapsed_ms,
         details=login.describe(),
-        generation=await asyncio.to_thread(read_generation, service.layout),
+        generation=await asyncio.to_thread(read_generation, layout),
+        username=login.username,
     )
 
 

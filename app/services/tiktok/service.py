@@ -1,4 +1,9 @@
-"""TikTok sessions: open (copy, launch, prove the login), keep a registry, end them on every path."""
+"""TikTok sessions: pick the account, open through the opener, keep the live ones, end them on every path.
+
+The parts have one job each: `SessionOpener` opens a session (profile, browser, proof), `Capacity`
+counts what may live at once, `AccountBook` knows the accounts, each account's `WarmPool` holds
+sessions ready ahead. This class joins them behind the API: create, look up, list, end.
+"""
 
 from __future__ import annotations
 
@@ -6,74 +11,36 @@ import asyncio
 import contextlib
 import errno
 import logging
-import math
 import os
 import time
-import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 
 from app.core.config import Settings
 from app.core.errors import (
-    BrowserLaunchFailed,
-    LoginNotProven,
+    NoAccountAvailable,
+    NotLoggedIn,
     ServiceError,
     SessionNotFound,
-    SessionStartTimeout,
-    TooManySessions,
+    UserDataLocked,
 )
 from app.core.metrics import Metrics
 from app.core.redaction import redact_proxy
-from app.schemas.tiktok import SessionMode
-from app.services.cluster.registry import ClusterRegistry, MasterLease, SessionRecord
+from app.services.cluster.registry import ClusterRegistry, SessionRecord
 from app.services.common.browser import find_browser
-from app.services.common.generation import bump_generation, read_generation
-from app.services.common.profile_lock import HeldLock, ProfileLock
+from app.services.common.generation import read_generation
 from app.services.common.sandbox import Isolation
-from app.services.common.user_data import UserDataLayout, clone_master, sweep_orphan_clones
+from app.services.common.user_data import DEFAULT_ACCOUNT, UserDataLayout, sweep_orphan_clones
+from app.services.tiktok.accounts import Account, AccountBook
 from app.services.tiktok.browser_factory import BrowserFactory
+from app.services.tiktok.capacity import Capacity
+from app.services.tiktok.opener import SessionOpener
 from app.services.tiktok.session import LiveSession
-from app.services.tiktok.utils.login_detection import DetectionResult, check_stored_cookies, reprove
+from app.services.tiktok.utils.login_detection import DetectionResult
+from app.services.tiktok.utils.login_signals import LoginState
 from app.services.tiktok.warm_pool import WarmPool
 
 logger = logging.getLogger(__name__)
-
-
-class _MasterHold:
-    """Write mode keeps the master's exclusive lock, instead of a clone, for the session's life."""
-
-    def __init__(self, held: HeldLock, layout: UserDataLayout, lease: MasterLease | None = None):
-        self._held = held
-        self._layout = layout
-        self._lease = lease  # cluster mode: the account's lock across instances
-
-    async def remove(self) -> None:
-        if not self._held.held:
-            return
-        try:
-            # The session may have changed the master: warm sessions cloned before are now stale. Bumped
-            # while the lock is still held, so no reader copies the new master under the old marker.
-            await asyncio.to_thread(bump_generation, self._layout)
-        finally:
-            self._held.release()
-            if self._lease is not None:
-                await self._lease.release()
-
-
-def _start_failure(error: BaseException) -> str:
-    """A failure the service did not foresee, said in words a client can act on, without paths or traces."""
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "no space left on device for the profile copy (USER_DATA_DIR); free space or move it"
-    if isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied: the service cannot read the master profile or write USER_DATA_DIR"
-    if isinstance(error, OSError) and error.errno == errno.EROFS:
-        return "USER_DATA_DIR is on a read-only file system"
-    return "the session could not be started; see the service log"
-
-
-def _ms_since(mark: float) -> float:
-    return round((time.perf_counter() - mark) * 1000, 1)
 
 
 class TiktokService:
@@ -84,20 +51,16 @@ class TiktokService:
         # Cluster mode (REDIS_URL): the registry shared with the other instances; None for a single one.
         self.cluster = cluster
         self.metrics = metrics or Metrics()
+        # The default account's files (the single-master layout of earlier versions becomes it).
         self.layout = UserDataLayout(settings.USER_DATA_DIR)
-        self.lock = ProfileLock(self.layout.lock_file)
         self.browsers = BrowserFactory(settings)
+        self.accounts = AccountBook(self.layout, self.browsers.sample_fingerprint)
+        self.opener = SessionOpener(settings, self.browsers, self.accounts, self.metrics, cluster)
+        self.capacity = Capacity(settings.MAX_SESSIONS, settings.MAX_SESSIONS_PER_ACCOUNT)
         self._sessions: dict[str, LiveSession] = {}
-        self._starting = 0
-        # Write mode runs on the master itself: there is nothing to hold ready.
+        self._pools: dict[str, WarmPool] = {}
+        self._started = False
         self.metrics.watch(self)
-        self.warm = WarmPool(
-            size=0 if settings.WRITE_MODE else settings.WARM_SESSIONS,
-            recheck_interval=settings.WARM_RECHECK_INTERVAL,
-            open_session=self._open_new,
-            reprove=self._reprove,
-            current_generation=self.generation,
-        )
 
     async def start(self) -> None:
         await asyncio.to_thread(self.layout.ensure)
@@ -111,7 +74,9 @@ class TiktokService:
                 "isolation.off SESSION_ISOLATION=none: browsers run without a sandbox; a session's client "
                 "can read and write the service's files"
             )
-        self.warm.start()
+        self._started = True
+        for name in await self.accounts.names():
+            self._pool_of(self.accounts.account(name))
         proxy = self.settings.PROXY.get_secret_value() if self.settings.PROXY else None
         logger.info(
             "service.started",
@@ -121,12 +86,46 @@ class TiktokService:
                 "proxy": redact_proxy(proxy),
                 "write_mode": self.settings.WRITE_MODE,
                 "isolation": self.browsers.isolation.value,
+                "accounts": ",".join(self._pools) or "none",
             },
         )
 
+    def _pool_of(self, account: Account) -> WarmPool | None:
+        """The account's warm pool, made and started on first use (write mode holds none)."""
+        size = 0 if self.settings.WRITE_MODE else self.settings.WARM_SESSIONS
+        if not size or not self._started:
+            return None
+        pool = self._pools.get(account.name)
+        if pool is None:
+            pool = WarmPool(
+                size=size,
+                recheck_interval=self.settings.WARM_RECHECK_INTERVAL,
+                open_session=lambda: self.opener.open(account),
+                reprove=self._reprove_for(account),
+                current_generation=account.generation,
+            )
+            self._pools[account.name] = pool
+            pool.start()
+        return pool
+
+    def _reprove_for(self, account: Account) -> Callable[[LiveSession], Awaitable[DetectionResult]]:
+        """The pool's re-proof, which also becomes the account's last proof."""
+
+        async def reprove(session: LiveSession) -> DetectionResult:
+            login = await self.opener.reprove(session)
+            account.record(login, await account.generation())
+            return login
+
+        return reprove
+
+    @property
+    def warm(self) -> WarmPool | None:
+        """The default account's warm pool (what a single-account service has)."""
+        return self._pools.get(DEFAULT_ACCOUNT)
+
     async def end_all_sessions(self) -> None:
         """Close every session (waiting clients answered, relays closed with 1000). Idempotent."""
-        await self.warm.aclose()
+        await asyncio.gather(*(pool.aclose() for pool in self._pools.values()))
         await asyncio.gather(*(s.close("shutdown") for s in list(self._sessions.values())))
 
     async def shutdown(self) -> None:
@@ -144,7 +143,7 @@ class TiktokService:
         checks: dict[str, str] = {}
         for name, check in (
             ("browser", lambda: find_browser(self.settings.BROWSER_EXECUTABLE)),
-            ("master", self.layout.require_master),
+            ("master", self._some_master),
             ("clones", self._clones_writable),
         ):
             try:
@@ -156,13 +155,24 @@ class TiktokService:
                 checks[name] = f"{type(error).__name__}: {error.strerror}"
         return checks
 
+    def _some_master(self) -> None:
+        names = self.layout.account_names()
+        for name in names:
+            with contextlib.suppress(ServiceError):
+                self.layout.for_account(name).require_master()
+                return
+        # Says how to make one, for the default account.
+        self.layout.require_master()
+
     def _clones_writable(self) -> None:
         if not os.access(self.layout.clones, os.W_OK | os.X_OK):
             raise OSError(errno.EACCES, f"{self.layout.clones} is not writable")
 
     async def generation(self) -> str | None:
-        """The master's generation marker (changes whenever the master changes)."""
+        """The default account's master generation marker (changes whenever that master changes)."""
         return await asyncio.to_thread(read_generation, self.layout)
+
+    # --- looking sessions up ---------------------------------------------------------------------------
 
     def find(self, session_id: str) -> LiveSession | None:
         session = self._sessions.get(session_id)
@@ -204,7 +214,7 @@ class TiktokService:
     @property
     def starting(self) -> int:
         """Sessions being opened right now (they count against MAX_SESSIONS too)."""
-        return self._starting
+        return self.capacity.starting
 
     def live(self) -> list[LiveSession]:
         return [s for s in self._sessions.values() if s.state == "live"]
@@ -216,7 +226,11 @@ class TiktokService:
         return counts
 
     def warm_ready(self) -> int:
-        return self.warm.ready_count
+        return sum(pool.ready_count for pool in self._pools.values())
+
+    def warm_ready_of(self, account: str) -> int:
+        pool = self._pools.get(account)
+        return pool.ready_count if pool is not None else 0
 
     def relays_open(self) -> int:
         return sum(session.relays.open_count for session in self.live())
@@ -227,19 +241,23 @@ class TiktokService:
     def egress_refused(self) -> int:
         return self.browsers.egress_refused
 
-    async def end(self, session_id: str, reason: str = "deleted") -> None:
-        await self.get(session_id).close(reason)
+    def account_states(self) -> dict[str, tuple[int, str | None]]:
+        """Live sessions and last proven login state of each account this service has used."""
+        return {
+            account.name: (account.live, account.proof.state.value if account.proof else None)
+            for account in self.accounts.known()
+        }
 
-    async def create(self) -> LiveSession:
+    # --- creating sessions -----------------------------------------------------------------------------
+
+    async def create(self, account: str | None = None) -> LiveSession:
+        """A live session proven logged in: of `account`, or of any account that can serve."""
         started = time.perf_counter()
         try:
-            self._reserve_slot()
-            try:
-                async with self._cluster_slot() as reservation:
-                    warm = await self.warm.take()
-                    session = warm or await self._open_new()
-            finally:
-                self._starting -= 1
+            if account is not None:
+                session, warm = await self._create_for(await self.accounts.get(account))
+            else:
+                session, warm = await self._create_any()
         except ServiceError as error:
             self.metrics.sessions_created.labels(error.code).inc()
             raise
@@ -247,7 +265,17 @@ class TiktokService:
         self.metrics.creation_seconds.labels("warm" if warm else "cold").observe(
             time.perf_counter() - started
         )
+        return session
+
+    async def _create_for(self, account: Account) -> tuple[LiveSession, bool]:
+        with self.capacity.slot(account, len(self._sessions), self._expiries()):
+            async with self._cluster_slot() as reservation:
+                pool = self._pool_of(account)
+                warm = await pool.take() if pool is not None else None
+                session = warm or await self.opener.open(account)
         self._sessions[session.id] = session
+        account.live += 1
+        account.handed_out()
         session.go_live(self._forget)
         if self.cluster is not None and reservation is not None:
             await self.cluster.publish(session, reservation)
@@ -257,53 +285,57 @@ class TiktokService:
             "session.created",
             extra={
                 "session_id": session.id,
+                "account": account.name,
                 "mode": session.mode.value,
                 "login_method": login.method,
                 "detect_ms": login.elapsed_ms,
                 "phases_ms": session.phase_ms,
             },
         )
-        return session
+        return session, warm is not None
 
-    async def _open_new(self) -> LiveSession:
-        """Clone, launch and prove a session; on any failure nothing of it is left."""
-        mode = SessionMode.WRITE if self.settings.WRITE_MODE else SessionMode.READ
-        session = LiveSession(str(uuid.uuid4()), mode, self.settings)
-        try:
-            await self._open(session)
-        except BaseException as error:
-            await session.close("start_failed")
-            if isinstance(error, asyncio.CancelledError):
-                raise
-            if not isinstance(error, ServiceError):
-                logger.exception("session.start_failed", extra={"session_id": session.id})
-                error = ServiceError(_start_failure(error))
-            logger.info("session.start_failed", extra={"session_id": session.id, "code": error.code})
-            raise error from None
-        return session
-
-    async def _reprove(self, session: LiveSession) -> DetectionResult:
-        executor = session.executor
-        assert executor is not None
-        settings = self.settings
-        return await reprove(
-            executor.context,
-            executor.page,
-            settings.detection,
-            settings.TIKTOK_URL,
-            settings.LOGIN_DETECTION_TIMEOUT,
+    async def _create_any(self) -> tuple[LiveSession, bool]:
+        """No account named: the least recently handed out of those proven logged in or not proven
+        yet (a new account is tried, and so learnt); one whose last proof says it is not logged in is
+        skipped until its master changes."""
+        names = await self.accounts.names() or [DEFAULT_ACCOUNT]
+        accounts = [self.accounts.account(name) for name in names]
+        generations = await asyncio.gather(*(account.generation() for account in accounts))
+        proven, unknown, tried = [], [], {}
+        for account, generation in zip(accounts, generations, strict=True):
+            state = account.proven_for(generation)
+            if state is LoginState.LOGGED_IN:
+                proven.append(account)
+            elif state is None:
+                unknown.append(account)
+            else:
+                tried[account.name] = f"last proof: {state.value}"
+        if len(accounts) == 1:
+            # One account: its own answer (409 with its signals, 423, 429) is the answer.
+            return await self._create_for(accounts[0])
+        candidates = sorted(proven + unknown, key=_lru)
+        for account in candidates:
+            if not self.capacity.has_room(account, len(self._sessions)):
+                tried[account.name] = "no room"
+                continue
+            try:
+                return await self._create_for(account)
+            except NotLoggedIn as refused:
+                tried[account.name] = str(refused.extra.get("state", "logged_out"))
+            except UserDataLocked:
+                tried[account.name] = "locked"
+        if candidates and all(tried[account.name] == "no room" for account in candidates):
+            # Every account that could serve is full: that is a 429, in the limit's own words.
+            self.capacity.check(candidates[0], len(self._sessions), self._expiries())
+        summary = ", ".join(f"{name} ({reason})" for name, reason in tried.items()) or "none"
+        raise NoAccountAvailable(
+            f"no account is proven logged in with room; tried: {summary}",
+            state="logged_out",
+            accounts=tried,
         )
 
-    def _reserve_slot(self) -> None:
-        # No await between the check and the increment: concurrent requests cannot both pass.
-        if len(self._sessions) + self._starting >= self.settings.MAX_SESSIONS:
-            raise TooManySessions(
-                f"{self.settings.MAX_SESSIONS} sessions are live or starting (MAX_SESSIONS); "
-                "end one with DELETE /tiktok/session/{id} or retry later",
-                retry_after=self._retry_after(),
-                limit=self.settings.MAX_SESSIONS,
-            )
-        self._starting += 1
+    def _expiries(self) -> list[datetime]:
+        return [session.expires_at for session in self._sessions.values()]
 
     @contextlib.asynccontextmanager
     async def _cluster_slot(self) -> AsyncIterator[str | None]:
@@ -318,98 +350,13 @@ class TiktokService:
             await self.cluster.release(reservation)
             raise
 
-    def _retry_after(self) -> int:
-        now = datetime.now(UTC)
-        remaining = [(s.expires_at - now).total_seconds() for s in self._sessions.values()]
-        return max(1, math.ceil(min(remaining))) if remaining else 5
-
     async def _forget(self, session: LiveSession) -> None:
-        self._sessions.pop(session.id, None)
+        if self._sessions.pop(session.id, None) is not None:
+            self.accounts.account(session.account).live -= 1
         self.metrics.session_ends.labels(session.end_reason or "unknown").inc()
         if self.cluster is not None:
             await self.cluster.withdraw(session.id)
 
-    async def _hold_profile(self, session: LiveSession) -> Path:
-        """The profile the session's browser runs on: a fresh clone, or (write mode) the master itself."""
-        # Waiting for the profile lock is not part of the start budget: that wait is LOCK_TIMEOUT's.
-        if session.mode is SessionMode.WRITE:
-            master = await asyncio.to_thread(self.layout.require_master)
-            waited_from = time.monotonic()
-            lease = await self._lease_master(session)
-            try:
-                left = max(0.0, self.settings.LOCK_TIMEOUT - (time.monotonic() - waited_from))
-                held = await self.lock.exclusive(left)
-            except BaseException:
-                if lease is not None:
-                    await lease.release()
-                raise
-            session.profile = _MasterHold(held, self.layout, lease)
-            return master
-        clone = await clone_master(self.layout, self.lock, self.settings.LOCK_TIMEOUT, session.id)
-        self.metrics.clone_bytes.inc(clone.bytes_copied)
-        self.metrics.clone_seconds.observe(clone.copy_seconds)
-        session.profile = clone
-        return clone.path
 
-    async def _lease_master(self, session: LiveSession) -> MasterLease | None:
-        """Cluster mode: no two instances write the account at once (their masters are copies of it)."""
-        if self.cluster is None:
-            return None
-        return await self.cluster.lease_master(
-            self.settings.LOCK_TIMEOUT, on_lost=lambda: session.close_soon("lock_lost")
-        )
-
-    async def _open(self, session: LiveSession) -> None:
-        settings = self.settings
-        phases = session.phase_ms
-        mark = time.perf_counter()
-        profile_dir = await self._hold_profile(session)
-        phases["clone"], mark = _ms_since(mark), time.perf_counter()
-        stored = await check_stored_cookies(profile_dir, settings.tiktok_host, settings.detection)
-        if stored is not None:
-            session.login = stored
-            self._check_login(stored)
-        try:
-            async with asyncio.timeout(settings.SESSION_START_TIMEOUT):
-                executor = await self.browsers.executor_for(profile_dir)
-                session.executor = executor
-                try:
-                    await executor.start()
-                except Exception as error:
-                    logger.error(
-                        "browser.launch_failed",
-                        extra={"session_id": session.id, "error": type(error).__name__},
-                    )
-                    raise BrowserLaunchFailed("Chromium failed to start; see the service log") from None
-                phases["launch"], mark = _ms_since(mark), time.perf_counter()
-                session.login = await executor.detect_login(
-                    settings.detection, settings.TIKTOK_URL, settings.LOGIN_DETECTION_TIMEOUT
-                )
-                phases["detect"] = _ms_since(mark)
-        except TimeoutError:
-            raise SessionStartTimeout(
-                "the browser did not start, load TikTok and decide within "
-                f"{settings.SESSION_START_TIMEOUT:g} s",
-                timeout=settings.SESSION_START_TIMEOUT,
-            ) from None
-        if executor.ended_reason is not None:
-            # No await between this check and go_live(): a later end is caught by the session itself.
-            raise BrowserLaunchFailed(
-                f"the browser ended while the session was starting ({executor.ended_reason})"
-            )
-        self._check_login(session.login, executor.network_failure)
-
-    def _check_login(self, login: DetectionResult, network_failure: str | None = None) -> None:
-        self.metrics.login_decisions.labels(login.method, login.state.value).inc()
-        self.metrics.detection_seconds.observe(login.elapsed_ms / 1000)
-        if login.proven:
-            return
-        timeout = self.settings.LOGIN_DETECTION_TIMEOUT
-        if login.state == "uncertain" and not login.page_loaded:
-            reason = login.navigation_error or f"TikTok did not load within {timeout:g} s"
-            if network_failure:
-                reason += f" ({network_failure})"
-            raise SessionStartTimeout(
-                f"TikTok page did not load: {reason}", method=login.method, timeout=timeout
-            )
-        raise LoginNotProven(login, timeout)
+def _lru(account: Account) -> float:
+    return account.last_handed_out

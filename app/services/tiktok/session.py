@@ -14,11 +14,13 @@ from starlette.websockets import WebSocket
 
 from app.core.config import Settings
 from app.core.errors import FileNotInSession, SessionNotFound, TooManyRelays
+from app.schemas.live_view import LoginState, ViewState
 from app.schemas.tiktok import LoginInfo, SessionInfo, SessionMode, TikTokLoginState
 from app.services.common.access import Scope, SessionTokens
 from app.services.common.cdp_relay import RelayHub
 from app.services.common.executor import AbstractBrowsingExecutor
 from app.services.common.files import DownloadInfo, is_plain_name, list_downloads, receive_file
+from app.services.common.live_view import LiveView
 from app.services.common.sandbox import SessionBox
 from app.services.tiktok.utils.login_detection import DetectionResult
 
@@ -34,9 +36,10 @@ class ProfileHold(Protocol):
 
 
 class LiveSession:
-    def __init__(self, session_id: str, mode: SessionMode, settings: Settings):
+    def __init__(self, session_id: str, mode: SessionMode, settings: Settings, account: str = "default"):
         self.id = session_id
         self.mode = mode
+        self.account = account
         # Let the session's own routes be opened from a bare URL (control) or watched (view); die with it.
         self.tokens = SessionTokens(view_ttl=settings.MAX_SESSION_DURATION)
         self.max_relays = settings.MAX_RELAYS_PER_SESSION
@@ -151,6 +154,22 @@ class LiveSession:
             download_path=box.browser_path(box.downloads) if box is not None else None,
         )
 
+    async def watch(self, client: WebSocket, scope: Scope, still_granted: Callable[[], bool]) -> None:
+        """A person's live view over `client` (SPEC §13), counted and closed with the CDP relays."""
+        await self.relays.serve(LiveView(client, self, scope, still_granted))
+
+    def view_state(self) -> ViewState:
+        """The session as a person watching it sees it: state, account, login, time left."""
+        info = self.info()
+        return ViewState(
+            session_id=self.id,
+            state=self.state,
+            account=info.account,
+            login=LoginState(state=info.login.state.value, method=info.login.method),
+            expires_at=self.expires_at,
+            end_reason=self.end_reason,
+        )
+
     def touch(self) -> None:
         """Activity (CDP traffic, an API call for the session): pushes the idle timeout back. Cheap."""
         self._last_activity = time.monotonic()
@@ -208,6 +227,7 @@ class LiveSession:
                 "session.closed",
                 extra={
                     "session_id": self.id,
+                    "account": self.account,
                     "reason": reason,
                     "close_ms": int((time.monotonic() - started) * 1000),
                 },
@@ -228,4 +248,5 @@ class LiveSession:
                 verified_at=login.verified_at if login else None,
             ),
             mode=self.mode,
+            account=self.account,
         )

@@ -23,7 +23,7 @@ from app.core.config import DetectionSettings
 from app.services.tiktok.utils import page_probes as probe
 from app.services.tiktok.utils import signal_readers as read
 from app.services.tiktok.utils.cookie_store import read_cookie_rows, stored_cookie_signal
-from app.services.tiktok.utils.login_signals import Decision, LoginState, Signal, Verdict, decide
+from app.services.tiktok.utils.login_signals import Decision, LoginState, Signal, Source, Verdict, decide
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,15 @@ class DetectionResult:
     @property
     def proven(self) -> bool:
         return self.state is LoginState.LOGGED_IN
+
+    @property
+    def username(self) -> str | None:
+        """Who is logged in, as the account lookup (else the page) names them; None unless proven."""
+        if not self.proven:
+            return None
+        named = [s for s in self.signals if s.verdict is Verdict.LOGGED_IN and s.username]
+        named.sort(key=lambda s: s.source is not Source.ACCOUNT_API)
+        return named[0].username if named else None
 
     def deciding_signal(self) -> Signal | None:
         # A later "no answer" from the same source never replaces the answer that decided.

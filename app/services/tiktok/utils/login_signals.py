@@ -44,6 +44,8 @@ class Signal:
     evidence: str = ""  # short text for people (logs, error details); decide() never reads it
     # Machine-readable detail decide() may use: the account lookup's error name (`session_expired`, …).
     reason: str | None = None
+    # The logged-in user's name when the signal shows it (account lookup, rehydration); never decides.
+    username: str | None = None
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,13 @@ def read_account_info(status: int | None, body: str | None) -> Signal:
     data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
     if message == "success":
         if data.get("user_id_str") or data.get("user_id") or data.get("username"):
-            return Signal(Source.ACCOUNT_API, Verdict.LOGGED_IN, "account info success")
+            name = data.get("username") or data.get("unique_id")
+            return Signal(
+                Source.ACCOUNT_API,
+                Verdict.LOGGED_IN,
+                "account info success",
+                username=str(name)[:64] if name else None,
+            )
         return Signal(Source.ACCOUNT_API, Verdict.NONE, "success without a user")
     if message == "error":
         # decide() tells a server-ended session from other errors by this name, never by the evidence.
@@ -88,7 +94,12 @@ def read_rehydration(script_text: str | None) -> Signal:
         return Signal(Source.REHYDRATION, Verdict.NONE, "no app context")
     user = app_context.get("user")
     if isinstance(user, dict) and user.get("uniqueId"):
-        return Signal(Source.REHYDRATION, Verdict.LOGGED_IN, "app context has a user")
+        return Signal(
+            Source.REHYDRATION,
+            Verdict.LOGGED_IN,
+            "app context has a user",
+            username=str(user["uniqueId"])[:64],
+        )
     return Signal(Source.REHYDRATION, Verdict.LOGGED_OUT, "app context without a user")
 
 
