@@ -72,8 +72,10 @@ FUZZ_EXAMPLES ?= 200
 fuzz: install
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/integration/test_fuzz_contract.py
 
-# Create → drive over CDP → delete for SOAK_MINUTES, sampling the service's RSS and file descriptors;
-# fails when the descriptor count clearly rises. Not part of `make test`.
+# Create → drive over CDP → delete for SOAK_MINUTES, sampling the memory of the service, its Patchright
+# driver(s) and the whole process tree, and its file descriptors; fails when, once warm, service + drivers
+# RSS grows by more than SOAK_MEMORY_LIMIT (10) MiB per 1,000 sessions (SPEC §9) or the descriptor count
+# clearly rises. Figures to bench/soak.json. Not part of `make test`.
 SOAK_MINUTES ?= 30
 soak: install
 	SOAK_MINUTES=$(SOAK_MINUTES) $(PY) -m scripts.soak

@@ -21,6 +21,7 @@ from app.core.config import Settings, load_settings
 from app.core.errors import MasterProfileMissing, ServiceError, UserDataLocked
 from app.core.logging import configure_logging
 from app.core.redaction import log_secrets
+from app.remote_login import login_remotely
 from app.services.common.files import replace_atomically
 from app.services.common.user_data import DEFAULT_ACCOUNT, UserDataLayout, is_account_name
 from app.services.tiktok import profile
@@ -75,7 +76,13 @@ def _parser() -> argparse.ArgumentParser:
         )
         return parser
 
-    action("login", "open a visible Chromium on the master at TikTok; log in, then close the window")
+    login = action("login", "open a visible Chromium on the master at TikTok; log in, then close the window")
+    login.add_argument(
+        "--remote",
+        action="store_true",
+        help="no display here: print a link to log in through your own browser (the live view), "
+        "via the running service or one served for the login",
+    )
     importer = action("import-cookies", "load cookies exported from a desktop browser into the master")
     importer.add_argument(
         "file", type=Path, metavar="FILE", help="JSON array (export extension) or cookies.txt"
@@ -142,6 +149,8 @@ def _account_name(value: str) -> str:
 
 
 def _login(settings: Settings, args: argparse.Namespace) -> int:
+    if args.remote:
+        return asyncio.run(login_remotely(settings, args.account))
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         print(
             "error: no display here (DISPLAY is unset): `profile login` opens a window. Use "

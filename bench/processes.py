@@ -28,6 +28,29 @@ def memory_kib(pid: int) -> tuple[int, int]:
     return fields.get("Pss", 0), fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
 
 
+def smaps(pid: int) -> dict[str, int] | None:
+    """RSS, PSS, anonymous and private (USS) memory in KiB, from one read of smaps_rollup; None when
+    the process is gone by now (listed, then exited before the read: a zombie's rollup reads empty)."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    fields: dict[str, int] = {}
+    for line in text.splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        value = rest.split()
+        if value and value[0].isdigit():
+            fields[name] = int(value[0])
+    if "Rss" not in fields or "Pss" not in fields:
+        return None
+    return {
+        "rss": fields["Rss"],
+        "pss": fields["Pss"],
+        "anon": fields.get("Anonymous", 0),
+        "uss": fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0),
+    }
+
+
 def parent_of(pid: int) -> int:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
@@ -57,13 +80,23 @@ def descendants(roots: list[int]) -> set[int]:
     return found
 
 
+def is_patchright_driver(args: list[str]) -> bool:
+    return "run-driver" in args and args[0].startswith(PATCHRIGHT_DRIVER)
+
+
+def patchright_drivers(root: int | None = None) -> list[int]:
+    """Every Patchright driver below `root` (default: this process): the current one and any retired
+    one that still carries sessions (the service recycles its driver after so many launches)."""
+    return sorted(
+        pid
+        for pid in descendants([os.getpid() if root is None else root])
+        if is_patchright_driver(arguments(pid))
+    )
+
+
 def shared_driver() -> int:
     """The service's one Patchright driver: a child of this process (the service runs in it)."""
-    drivers = [
-        pid
-        for pid in descendants([os.getpid()])
-        if "run-driver" in (args := arguments(pid)) and args[0].startswith(PATCHRIGHT_DRIVER)
-    ]
+    drivers = patchright_drivers()
     if len(drivers) != 1:
         raise RuntimeError(f"expected one Patchright driver under the bench, found {drivers}")
     return drivers[0]

@@ -5,24 +5,39 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 
-from app.api.deps import Sessions, require_api_key
+from app.api import links
+from app.api.deps import InteractiveSession, Sessions, require_api_key
 from app.api.errors import openapi_errors
-from app.core.errors import AccountNotFound, Unauthorized, UserDataLocked, ValidationFailed
+from app.core.errors import (
+    AccountNotFound,
+    Forbidden,
+    ServiceError,
+    SessionNotFound,
+    TooManySessions,
+    Unauthorized,
+    UserDataLocked,
+    ValidationFailed,
+)
 from app.schemas.tiktok import (
     AccountIdentitySummary,
     AccountInfo,
     AccountInfoResponse,
     AccountListResponse,
     AccountLogin,
+    LoginDoneResponse,
+    RemoteLoginResponse,
 )
 from app.services.common.browser import browser_version, find_browser
 from app.services.common.fingerprint import user_agent_for
 from app.services.tiktok.accounts import Account
 from app.services.tiktok.service import TiktokService
+from app.services.tiktok.session import SessionPurpose
 
 router = APIRouter(prefix="/tiktok", tags=["accounts"], dependencies=[Depends(require_api_key)])
+# Reached with the login session's interactive view token (the person has no API key).
+login_done = APIRouter(prefix="/tiktok", tags=["accounts"])
 
 AccountName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", examples=["alice"])]
 
@@ -82,3 +97,34 @@ async def _locked(account: Account) -> bool:
         return True
     held.release()
     return False
+
+
+@router.post(
+    "/accounts/{name}/login",
+    response_model=RemoteLoginResponse,
+    responses=openapi_errors(Unauthorized, ValidationFailed, UserDataLocked, TooManySessions, ServiceError),
+    summary="Log an account in through an interactive live view (no display needed on the server)",
+)
+async def remote_login(name: AccountName, sessions: Sessions, request: Request) -> RemoteLoginResponse:
+    session = await sessions.start_login(name)
+    link = session.tokens.mint(interactive=True, ttl=session.max_duration)
+    return RemoteLoginResponse(
+        session_id=session.id,
+        account=name,
+        view_url=links.view_url(session, request, link.token),
+        expires_at=link.expires_at,
+    )
+
+
+@login_done.post(
+    "/session/{session_id}/done",
+    response_model=LoginDoneResponse,
+    responses=openapi_errors(Unauthorized, Forbidden, SessionNotFound),
+    summary="The person has logged in: save the master and prove the login (login sessions only)",
+)
+async def done(session: InteractiveSession) -> LoginDoneResponse:
+    if session.purpose is not SessionPurpose.LOGIN:
+        raise Forbidden("only a login session (POST /tiktok/accounts/{name}/login) is ended with Done")
+    # Closed cleanly: Chromium writes its cookies, the generation is bumped, the lock released.
+    await session.close("login_done")
+    return LoginDoneResponse(session_id=session.id, account=session.account)

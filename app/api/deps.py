@@ -213,6 +213,8 @@ AnySession = Annotated[LiveSession | SessionRecord, Depends(get_any_session)]
 SessionWithToken = Annotated[LiveSession, Depends(session_with(Scope.CONTROL))]
 # Any of the session's tokens: the live view and its pictures.
 ViewedSession = Annotated[LiveSession, Depends(session_with(Scope.VIEW))]
+# An interactive view token (or better): what the person logging an account in holds.
+InteractiveSession = Annotated[LiveSession, Depends(session_with(Scope.INTERACTIVE_VIEW))]
 # …and what the caller may do there (watch, or also drive).
 ViewAccess = Annotated[Access, Depends(access_with(Scope.VIEW))]
 

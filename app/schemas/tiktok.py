@@ -205,3 +205,19 @@ class AccountListResponse(BaseModel):
     status: Literal["success"] = "success"
     message: str = "Accounts"
     accounts: list[AccountInfo]
+
+
+class RemoteLoginResponse(BaseModel):
+    status: Literal["success"] = "success"
+    message: str = "Open view_url and log the account in; press Done when finished"
+    session_id: str
+    account: str
+    view_url: str = Field(description="An interactive view link: whoever holds it can drive the login page")
+    expires_at: datetime
+
+
+class LoginDoneResponse(BaseModel):
+    status: Literal["success"] = "success"
+    message: str = "Saved; the account's login is being proven (see GET /tiktok/accounts/{name})"
+    session_id: str
+    account: str

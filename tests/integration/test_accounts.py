@@ -13,11 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from playwright.async_api import async_playwright
 
 from app.services.common.user_data import UserDataLayout
 from tests.fakes.profiles import install_legacy_master, install_master
-from tests.fakes.server import StandinServer
+from tests.fakes.server import StandinServer, free_port
 from tests.service_harness import RunningService, assert_error, running_service
 
 pytestmark = pytest.mark.browser
@@ -297,3 +299,113 @@ def test_accounts_cli_create_list_rotate_remove(tmp_path: Path, site: StandinSer
     assert run_cli(tmp_path, site, "accounts", "create", "Bad Name").returncode == 2
     assert run_cli(tmp_path, site, "accounts", "remove", "zoe", "--yes").returncode == 0
     assert json.loads(run_cli(tmp_path, site, "accounts", "list", "--json").stdout) == []
+
+
+async def test_remote_login_saves_the_master_bumps_its_generation_and_proves_it(
+    tmp_path: Path, site: StandinServer
+) -> None:
+    async with running_service(tmp_path, site.url) as service:
+        started = await service.client.post("/tiktok/accounts/newbie/login")
+        assert started.status_code == 200, started.text
+        body = started.json()
+        token = body["view_url"].split("token=", 1)[1]
+        layout = UserDataLayout(tmp_path, "newbie")
+        assert (await service.client.get("/tiktok/accounts/newbie")).json()["locked"] is True
+        # The person logs in on the login page (here through the session's own page).
+        page = service.service.get(body["session_id"]).executor.page
+        await page.wait_for_selector('input[name="username"]')
+        await page.fill('input[name="username"]', "newbie")
+        await page.fill('input[name="password"]', "secret")
+        async with page.expect_navigation():
+            await page.click('[data-e2e="login-button"]')
+        bare = service.client.base_url
+        async with httpx.AsyncClient(base_url=bare) as person:
+            # A view-only link cannot press Done; the interactive one can.
+            view_only = service.service.get(body["session_id"]).view_token
+            refused = await person.post(
+                f"/tiktok/session/{body['session_id']}/done", params={"token": view_only}
+            )
+            assert_error(refused, 403, "FORBIDDEN")
+            saved = await person.post(f"/tiktok/session/{body['session_id']}/done", params={"token": token})
+        assert saved.status_code == 200, saved.text
+        assert layout.generation_file.exists()
+
+        async def proven() -> bool:
+            account = (await service.client.get("/tiktok/accounts/newbie")).json()
+            return account["login"]["state"] == "logged_in"
+
+        deadline = asyncio.get_running_loop().time() + 30
+        while not await proven():
+            assert asyncio.get_running_loop().time() < deadline, "the login was never proven"
+            await asyncio.sleep(0.2)
+        account = (await service.client.get("/tiktok/accounts/newbie")).json()
+        assert account["login"]["username"] == "newbie" and account["locked"] is False
+        session = await service.client.post("/tiktok/session", json={"account": "newbie"})
+        assert session.status_code == 200, session.text
+
+
+def test_profile_login_without_a_display_says_so_in_one_line_and_names_remote(
+    tmp_path: Path, site: StandinServer
+) -> None:
+    result = run_cli(tmp_path, site, "profile", "login", "--account", "zoe")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "--remote" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_profile_login_remote_prints_a_link_and_the_proof_after_done(
+    tmp_path: Path, site: StandinServer
+) -> None:
+    port = free_port()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/tmp",
+        "USER_DATA_DIR": str(tmp_path),
+        "TIKTOK_URL": site.url,
+        "API_KEYS": "remote-login-key-0123456789",
+        "PORT": str(port),
+    }
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app.cli",
+        "profile",
+        "login",
+        "--remote",
+        "--account",
+        "yuki",
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert cli.stdout is not None
+        link = ""
+        while "token=" not in link:
+            line = (await asyncio.wait_for(cli.stdout.readline(), 60)).decode()
+            assert line, (await cli.stderr.read()).decode() if cli.stderr else "the CLI ended"
+            link = line.strip() if "/view?token=" in line else link
+        session_id = link.split("/tiktok/session/")[1].split("/")[0]
+        headers = {"X-API-Key": env["API_KEYS"]}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+            info = (await client.get(f"/tiktok/session/{session_id}")).json()
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.connect_over_cdp(info["cdp_url"])
+            page = browser.contexts[0].pages[0]
+            await page.wait_for_selector('input[name="username"]')
+            await page.fill('input[name="username"]', "yuki")
+            await page.fill('input[name="password"]', "secret")
+            async with page.expect_navigation():
+                await page.click('[data-e2e="login-button"]')
+            await browser.close()
+        async with httpx.AsyncClient() as person:
+            done = await person.post(link.replace("/view?", "/done?"))
+            assert done.status_code == 200, done.text
+        out, err = await asyncio.wait_for(cli.communicate(), 90)
+    finally:
+        if cli.returncode is None:
+            cli.kill()
+            await cli.wait()
+    assert cli.returncode == 0, out.decode() + err.decode()
+    assert "Account yuki: logged_in as yuki" in out.decode()

@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,12 +26,13 @@ import pytest
 import redis
 import redis.asyncio
 import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api.forwarding import PEER_HEADER, Forwarder
+from app.api.forwarding import PEER_HEADER, SIGNATURE_WINDOW
 from app.api.state import app_state
 from app.main import create_app
 from app.server import Server, uvicorn_options
-from app.services.cluster.registry import SLOTS_KEY, master_lock_key, record_key
+from app.services.cluster.registry import RECOVERY_KEY, SLOTS_KEY, master_lock_key, record_key
 from tests.fakes.profiles import install_master
 from tests.fakes.server import REPO_ROOT, StandinServer, free_port
 from tests.redis_server import RedisServer
@@ -78,9 +80,40 @@ def cluster_values(
     }
 
 
+@dataclass(frozen=True)
+class RequestHead:
+    method: str
+    path: str
+    query: str
+    headers: list[tuple[str, str]]
+
+
+class PeerRequests:
+    """Wraps an instance's app and keeps the head of every request that came signed by another instance,
+    as it arrived on the wire: what someone listening between the instances would have captured."""
+
+    def __init__(self) -> None:
+        self.heads: list[RequestHead] = []
+
+    def around(self, app: ASGIApp) -> ASGIApp:
+        async def recording(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] in ("http", "websocket"):
+                headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
+                if any(name.lower() == PEER_HEADER.lower() for name, _ in headers):
+                    query = scope["query_string"].decode("latin-1")
+                    self.heads.append(RequestHead(scope.get("method", "GET"), scope["path"], query, headers))
+            await app(scope, receive, send)
+
+        return recording
+
+
 @asynccontextmanager
 async def instance(
-    user_data_dir: Path, site: StandinServer, redis_url: str, **overrides: Any
+    user_data_dir: Path,
+    site: StandinServer,
+    redis_url: str,
+    recorder: PeerRequests | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[RunningService]:
     """One instance in this process, on a port known before it starts (its INSTANCE_URL names it)."""
     sock = bound_socket()
@@ -88,7 +121,8 @@ async def instance(
     values = cluster_values(user_data_dir, site, redis_url, INSTANCE_URL=base_url, **overrides)
     settings = settings_for_test(**values)
     app = create_app(settings)
-    server = Server(uvicorn.Config(app, lifespan="on", **uvicorn_options()))
+    served = recorder.around(app) if recorder is not None else app
+    server = Server(uvicorn.Config(served, lifespan="on", **uvicorn_options()))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     await wait_until(lambda: server.started or serving.done(), timeout=20, what="the instance to start")
     if serving.done():
@@ -105,16 +139,35 @@ async def instance(
 
 @asynccontextmanager
 async def two_instances(
-    tmp_path: Path, site: StandinServer, master: Path, redis_url: str, **overrides: Any
+    tmp_path: Path,
+    site: StandinServer,
+    master: Path,
+    redis_url: str,
+    recorder: PeerRequests | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[tuple[RunningService, RunningService]]:
-    """A and B: same Redis, same keys, each with its own copy of the logged-in master."""
+    """A and B: same Redis, same keys, each with its own copy of the logged-in master; settled."""
     for name in ("a", "b"):
         install_master(master, tmp_path / name)
     async with (
-        instance(tmp_path / "a", site, redis_url, **overrides) as a,
+        instance(tmp_path / "a", site, redis_url, recorder, **overrides) as a,
         instance(tmp_path / "b", site, redis_url, **overrides) as b,
     ):
+        await registry_settled(redis_url)
         yield a, b
+
+
+async def registry_settled(redis_url: str) -> None:
+    """Until the registry grants sessions. A Redis without the cluster's generation key cannot be told from
+    one that lost its data, so a new cluster waits REGISTRY_TTL like one after a loss (SPEC §10)."""
+    store = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        deadline = time.monotonic() + REGISTRY_TTL + SETTLE_DEADLINE
+        while await store.exists(RECOVERY_KEY):
+            assert time.monotonic() < deadline, f"{RECOVERY_KEY} outlived REGISTRY_TTL"
+            await asyncio.sleep(0.1)
+    finally:
+        await store.aclose()
 
 
 async def create(service: RunningService) -> dict[str, Any]:
@@ -293,7 +346,9 @@ async def test_screenshot_view_and_keepalive_are_forwarded_and_the_owner_checks_
         assert kept.json()["cdp_url"].startswith(b.base_url.replace("http://", "ws://")), "links name B"
 
         # The owner decides: a peer's signature with no credentials of a client gets nothing from A.
-        signature = Forwarder(b.settings).sign("GET", f"{path}/screenshot")
+        forwarder = app_state(b.app).forwarder
+        assert forwarder is not None
+        signature = forwarder.sign("GET", f"{path}/screenshot", "", b"")
         async with httpx.AsyncClient(base_url=a.base_url, timeout=60) as peer_only:
             refused = await peer_only.get(f"{path}/screenshot", headers={PEER_HEADER: signature})
             assert_error(refused, 401, "UNAUTHORIZED")
@@ -368,6 +423,7 @@ async def test_a_killed_instances_sessions_leave_the_registry_within_registry_tt
         service_process(tmp_path / "a", site, redis_server.url, CLUSTER_MAX_SESSIONS=2) as (process_a, a),
         instance(tmp_path / "b", site, redis_server.url, CLUSTER_MAX_SESSIONS=2) as b,
     ):
+        await registry_settled(redis_server.url)
         on_a = set()
         for _ in range(2):
             response = await a.post("/tiktok/session")
@@ -470,6 +526,8 @@ async def test_while_redis_is_down_own_sessions_work_others_are_503_and_all_reco
         assert sorted(await listed_ids(a)) == sorted([kept_on_a, on_b]) == sorted(await listed_ids(b))
         assert (await b.client.delete(f"/tiktok/session/{kept_on_a}")).status_code == 200
         assert not (a.clones_dir / kept_on_a).exists()
+        # An empty Redis may have lost another instance's share: new sessions wait out REGISTRY_TTL.
+        await registry_settled(redis_server.url)
         await create(a)
 
 
@@ -478,3 +536,135 @@ async def wait_until_ok(service: RunningService, path: str) -> None:
     while (response := await service.client.get(path)).status_code != 200:
         assert time.monotonic() < deadline, f"{path} still answers {response.status_code}: {response.text}"
         await asyncio.sleep(0.1)
+
+
+# --- Redis data loss ---------------------------------------------------------------------------------------
+
+
+async def test_after_redis_loses_its_data_the_cap_holds_until_every_instance_has_republished_its_share(
+    tmp_path: Path,
+    site: StandinServer,
+    master_profiles: dict[str, Path],
+    redis_server: RedisServer,
+    store: redis.asyncio.Redis,
+) -> None:
+    async with two_instances(
+        tmp_path, site, master_profiles["logged_in"], redis_server.url, CLUSTER_MAX_SESSIONS=2
+    ) as (a, b):
+        on_a = (await create(a))["session_id"]
+        on_b = (await create(b))["session_id"]
+
+        await store.flushall()  # what a failover to an empty replica does
+        # The count in Redis is 0 and the true count 2: no instance may grant a third session.
+        first = await a.client.post("/tiktok/session")
+        body = assert_error(first, 429, "TOO_MANY_SESSIONS")
+        assert "re-publishing" in body["error_details"]["details"]
+        assert 1 <= int(first.headers["Retry-After"]) <= REGISTRY_TTL
+        # The refusal came after A had put its own share back, at once.
+        assert await store.exists(record_key(on_a)) == 1
+        for service in (b, a, b):
+            assert_error(await service.client.post("/tiktok/session"), 429, "TOO_MANY_SESSIONS")
+        assert (a.clone_dirs(), b.clone_dirs()) == ([a.clones_dir / on_a], [b.clones_dir / on_b])
+
+        await registry_settled(redis_server.url)
+        assert sorted(await store.zrange(SLOTS_KEY, 0, -1)) == sorted([on_a, on_b])
+        assert sorted(await listed_ids(a)) == sorted([on_a, on_b]) == sorted(await listed_ids(b))
+        # The count is right again: the cluster is full, and an end frees a slot.
+        full = assert_error(await b.client.post("/tiktok/session"), 429, "TOO_MANY_SESSIONS")
+        assert "CLUSTER_MAX_SESSIONS" in full["error_details"]["details"]
+        assert (await a.client.delete(f"/tiktok/session/{on_b}")).status_code == 200
+        await create(a)
+        assert await store.zcard(SLOTS_KEY) == 2
+
+
+# --- signatures between instances --------------------------------------------------------------------------
+
+
+def replayed(head: RequestHead, **changes: str) -> dict[str, Any]:
+    """httpx arguments that send a captured request head again, with `method` or `query` changed."""
+    query = changes.get("query", head.query)
+    return {
+        "method": changes.get("method", head.method),
+        "url": head.path + (f"?{query}" if query else ""),
+        "headers": [(name, value) for name, value in head.headers if name.lower() != "content-length"],
+    }
+
+
+async def test_a_captured_peer_request_is_refused_when_replayed_to_either_instance_or_with_another_query(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path], redis_server: RedisServer
+) -> None:
+    captured = PeerRequests()
+    async with two_instances(tmp_path, site, master_profiles["logged_in"], redis_server.url, captured) as (
+        a,
+        b,
+    ):
+        session_id = (await create(a))["session_id"]
+        token = (await a.client.get(f"/tiktok/session/{session_id}")).json()["cdp_url"].split("token=")[1]
+        path = f"/tiktok/session/{session_id}/screenshot"
+        async with httpx.AsyncClient(base_url=b.base_url, timeout=60) as bare:
+            shot = await bare.get(path, params={"token": token})
+        assert shot.status_code == 200 and shot.content.startswith(PNG_SIGNATURE)
+        [head] = captured.heads
+        assert (head.method, head.path, head.query) == ("GET", path, f"token={token}")
+
+        for target, changes in (
+            (a, {}),
+            (b, {}),
+            (a, {"query": f"token={token}&full_page=true"}),
+            (a, {"method": "DELETE"}),
+        ):
+            async with httpx.AsyncClient(base_url=target.base_url, timeout=60) as attacker:
+                refused = await attacker.request(**replayed(head, **changes))
+            body = assert_error(refused, 401, "UNAUTHORIZED")
+            assert PEER_HEADER in body["error_details"]["details"]
+        assert await listed_ids(a) == [session_id], "the replayed DELETE ended nothing"
+
+
+async def test_a_peer_signature_covers_query_and_body_and_is_refused_outside_its_window(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path], redis_server: RedisServer
+) -> None:
+    async with two_instances(tmp_path, site, master_profiles["logged_in"], redis_server.url) as (a, b):
+        session_id = (await create(a))["session_id"]
+        forwarder = app_state(b.app).forwarder
+        assert forwarder is not None
+        screenshot = f"/tiktok/session/{session_id}/screenshot"
+        view_links = f"/tiktok/session/{session_id}/view-links"
+
+        def signed(signature: str) -> dict[str, str]:
+            # A peer's signature beside a client's own key: the owner answers it itself, or refuses it.
+            return {PEER_HEADER: signature, "X-API-Key": API_KEY}
+
+        # A fresh signature for one query does not carry another; refused, it is still good for its own.
+        signature = forwarder.sign("GET", screenshot, "full_page=false", b"")
+        altered = await a.client.get(screenshot, params={"full_page": "true"}, headers=signed(signature))
+        assert_error(altered, 401, "UNAUTHORIZED")
+        own = await a.client.get(screenshot, params={"full_page": "false"}, headers=signed(signature))
+        assert own.status_code == 200, own.text
+
+        # The same for the body.
+        signature = forwarder.sign("POST", view_links, "", b'{"ttl": 60}')
+        other_body = await a.client.post(view_links, content=b'{"ttl": 90}', headers=signed(signature))
+        assert_error(other_body, 401, "UNAUTHORIZED")
+        own_body = await a.client.post(view_links, content=b'{"ttl": 60}', headers=signed(signature))
+        assert own_body.status_code == 200, own_body.text
+
+        # The window is at most 30 s, whatever the nonce.
+        assert SIGNATURE_WINDOW <= 30
+        for age in (SIGNATURE_WINDOW + 1, -SIGNATURE_WINDOW - 1):
+            stale = forwarder.sign("GET", screenshot, "", b"", now=time.time() - age)
+            assert_error(await a.client.get(screenshot, headers=signed(stale)), 401, "UNAUTHORIZED")
+        recent = forwarder.sign("GET", screenshot, "", b"", now=time.time() - SIGNATURE_WINDOW / 2)
+        assert (await a.client.get(screenshot, headers=signed(recent))).status_code == 200
+
+
+async def test_a_body_sent_through_the_other_instance_reaches_the_owner(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path], redis_server: RedisServer
+) -> None:
+    async with two_instances(tmp_path, site, master_profiles["logged_in"], redis_server.url) as (a, b):
+        session_id = (await create(a))["session_id"]
+        minted = await b.client.post(
+            f"/tiktok/session/{session_id}/view-links", json={"interactive": True, "ttl": 60}
+        )
+        assert minted.status_code == 200, minted.text
+        assert minted.json()["interactive"] is True
+        assert minted.json()["url"].startswith(f"{b.base_url}/tiktok/session/{session_id}/view?token=")

@@ -265,6 +265,24 @@ async def test_shortcuts_backspace_and_paste_through_the_screen_reach_the_page(
             await eventually_equal(lambda: target.input_value("#text"), "pasted text", "the pasted text")
 
 
+async def test_characters_of_any_layout_and_composed_text_reach_the_page(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    async with logged_in_service(tmp_path, site, master_profiles) as service:
+        session_id = await create(service)
+        target = await open_playground(service, session_id, site)
+        await target.focus("#text")
+        async with stream(api_stream_url(service, session_id), api_key=True) as driver:
+            await wait_until(lambda: driver.frame_infos, DEADLINE, "the first frame")
+            # A French keyboard's é (on the 2 key), AltGr+E's € (the page sends AltGraph as no
+            # modifier), and what an input method composed.
+            for key, code in (("é", "Digit2"), ("€", "KeyE")):
+                await driver.send({"type": "keydown", "key": key, "code": code})
+                await driver.send({"type": "keyup", "key": key, "code": code})
+            await driver.send({"type": "text", "text": "日本"})
+            await eventually_equal(lambda: target.input_value("#text"), "é€日本", "the input")
+
+
 async def test_a_view_only_link_changes_nothing_and_says_view_only(
     tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path], viewer: Browser
 ) -> None:
@@ -512,7 +530,7 @@ async def test_view_streams_count_against_max_relays_per_session_with_cdp(
         async with stream(stream_url(info["view_url"])) as watcher:
             await wait_until(lambda: watcher.of_type("hello"), DEADLINE, "the view to open")
             async with connect(info["cdp_url"], proxy=None, open_timeout=30):
-                assert session.relays.open_count == 2
+                assert (session.relays.connection_count, session.relays.open_count) == (2, 1)
                 for url in (stream_url(info["view_url"]), info["cdp_url"]):
                     with pytest.raises(InvalidStatus) as refusal:
                         async with connect(url, proxy=None, open_timeout=30):
@@ -520,7 +538,7 @@ async def test_view_streams_count_against_max_relays_per_session_with_cdp(
                     response = refusal.value.response
                     assert response.status_code == 429
                     assert json.loads(response.body)["error_details"]["code"] == "TOO_MANY_RELAYS"
-        await wait_until(lambda: session.relays.open_count == 0, DEADLINE, "both connections to end")
+        await wait_until(lambda: session.relays.connection_count == 0, DEADLINE, "both connections to end")
         async with stream(stream_url(info["view_url"])) as again:
             await wait_until(lambda: again.of_type("hello"), DEADLINE, "a view once there is room")
 

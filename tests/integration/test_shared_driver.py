@@ -106,3 +106,27 @@ async def test_killed_driver_ends_its_sessions_as_driver_lost_and_the_next_sessi
         assert restarted != driver
         assert parent_of(browser_main_process(service.clones_dir / next_id)) == restarted
         assert (await service.client.get(f"/tiktok/session/{next_id}")).json()["state"] == "live"
+
+
+async def test_a_driver_that_served_its_share_is_replaced_and_stops_after_its_last_session(
+    tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
+) -> None:
+    install_master(master_profiles["logged_in"], tmp_path)
+    before = driver_processes()
+    async with running_service(tmp_path, site.url, MAX_SESSIONS=4) as service:
+        # Flat memory: a driver keeps state per session it launched, so it serves a bounded number.
+        service.service.browsers.driver.recycle_after = 2
+        first, second = await create(service), await create(service)
+        (old,) = driver_processes() - before
+        third = await create(service)
+        drivers = driver_processes() - before
+        assert len(drivers) == 2 and old in drivers, "the third session starts on a new driver"
+        (new,) = drivers - {old}
+        assert parent_of(browser_main_process(service.clones_dir / third)) == new
+        for session_id in (first, second):
+            assert (await service.client.delete(f"/tiktok/session/{session_id}")).status_code == 200
+        await wait_until(
+            lambda: driver_processes() - before == {new}, timeout=10, what="the retired driver to stop"
+        )
+        assert (await service.client.get(f"/tiktok/session/{third}")).json()["state"] == "live"
+    assert driver_processes() - before == set()

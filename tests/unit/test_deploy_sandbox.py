@@ -28,10 +28,11 @@ PROFILE = DEPLOY / "seccomp" / "tiktok-sessions.json"
 # What bubblewrap needs beyond the runtime default (which keeps these for CAP_SYS_ADMIN): new namespaces
 # (clone and unshare with CLONE_NEW*), and the mounts that build the browser's view of the system.
 # Chromium's own sandbox nests namespaces (clone) and chroots its renderers into an empty directory.
-SANDBOX_CALLS = {"clone", "clone3", "unshare", "mount", "umount2", "pivot_root", "chroot", "setns"}
+SANDBOX_CALLS = {"clone", "clone3", "unshare", "mount", "umount2", "pivot_root", "chroot"}
 # Refused by the runtime default for a container without capabilities, and needed by no part of the
-# service: none of them may be allowed.
+# service: none of them may be allowed. (`setns` too: neither bubblewrap nor Chromium joins a namespace.)
 NEVER_ALLOWED = {
+    "setns",
     "init_module",
     "finit_module",
     "delete_module",
@@ -316,6 +317,17 @@ def test_in_a_pod_like_container_bubblewrap_and_chromiums_own_sandbox_start(cont
     )
     assert result.returncode == 0, result.stderr
     assert "<p>inside</p>" in result.stdout
+
+
+@NEEDS_RUNC
+def test_without_chroot_chromiums_own_sandbox_cannot_start(container: Any) -> None:
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    result = container(
+        BWRAP + f"{chromium} --headless --disable-gpu --dump-dom 'data:text/html,<p>inside</p>' 2>/dev/null",
+        oci_seccomp(without(profile(), {"chroot"})),
+        masked_proc=False,
+    )
+    assert "<p>inside</p>" not in result.stdout
 
 
 @NEEDS_RUNC

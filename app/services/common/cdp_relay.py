@@ -324,12 +324,18 @@ class RelayHub:
     live views, counted together against MAX_RELAYS_PER_SESSION and closed together when it ends."""
 
     def __init__(self) -> None:
-        self._relays: set[SessionClient] = set()
+        self._clients: set[SessionClient] = set()
         self._closed = False
 
     @property
     def open_count(self) -> int:
-        return len(self._relays)
+        """CDP relays open."""
+        return sum(1 for client in self._clients if isinstance(client, CdpRelay))
+
+    @property
+    def connection_count(self) -> int:
+        """Every client connection, CDP relays and live views: what MAX_RELAYS_PER_SESSION limits."""
+        return len(self._clients)
 
     async def relay(
         self,
@@ -361,13 +367,13 @@ class RelayHub:
         """Run a client's connection until it ends, counted among the session's connections."""
         if self._closed:
             await connection.close()
-        self._relays.add(connection)
+        self._clients.add(connection)
         try:
             return await connection.run()
         finally:
-            self._relays.discard(connection)
+            self._clients.discard(connection)
 
     async def close_all(self) -> None:
         """Close every connection (1000 to each client) and refuse new ones; returns when all have ended."""
         self._closed = True
-        await asyncio.gather(*(relay.close() for relay in list(self._relays)))
+        await asyncio.gather(*(client.close() for client in list(self._clients)))

@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 # End reason of a browser whose driver died: its context can no longer be driven, whatever Chromium does.
 DRIVER_LOST = "driver_lost"
 STOP_TIMEOUT = 5.0  # seconds; a driver that does not stop by then is dead or dying anyway
+# The driver (and Patchright's connection to it, on this side) keeps per-session state it never frees
+# (every wait's callbacks, ~28 KiB a session in the driver): after this many launches new sessions go to
+# a fresh driver, and the old one stops once its last session has ended. Memory stays flat for days.
+RECYCLE_AFTER_LAUNCHES = 100
 
 
 def _driver_environment() -> dict[str, str]:
@@ -50,6 +54,13 @@ class _Driver:
 
     playwright: Any
     carried: dict[Any, Callable[[], None]] = field(default_factory=dict)  # context -> on_lost
+    launches: int = 0  # browsers this driver was asked to launch
+    launching: int = 0  # launches in flight: not carried yet, but the driver is in use
+    retired: bool = False  # takes no new launch; stops once it carries nothing
+
+    @property
+    def idle(self) -> bool:
+        return not self.carried and not self.launching
 
     @property
     def lost(self) -> asyncio.Future[Any]:
@@ -77,7 +88,8 @@ class SharedDriver:
     (a late launch) lives only as long as the contexts it carries.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, recycle_after: int = RECYCLE_AFTER_LAUNCHES) -> None:
+        self.recycle_after = recycle_after
         self._driver: _Driver | None = None
         self._owners: dict[Any, _Driver] = {}  # context -> the driver that launched it
         self._lock = asyncio.Lock()
@@ -87,13 +99,23 @@ class SharedDriver:
     async def launch_persistent_context(self, options: dict[str, Any], on_lost: Callable[[], None]) -> Any:
         """`chromium.launch_persistent_context(**options)` on the shared driver."""
         driver = await self._running()
-        context = await driver.playwright.chromium.launch_persistent_context(**options)
-        if not driver.alive:
-            # The launch returned, but nobody is left to drive the browser; the caller's close() kills it.
-            raise DriverLostDuringLaunch("the Patchright driver died while launching the browser")
-        driver.carried[context] = on_lost
-        self._owners[context] = driver
+        try:
+            context = await driver.playwright.chromium.launch_persistent_context(**options)
+            if not driver.alive:
+                # The launch returned, but nobody is left to drive the browser; the caller's close() kills it.
+                raise DriverLostDuringLaunch("the Patchright driver died while launching the browser")
+            driver.carried[context] = on_lost
+            self._owners[context] = driver
+        finally:
+            driver.launching -= 1
+            if driver.idle and (driver.retired or not driver.alive):
+                self._stop_later(driver)
         return context
+
+    @property
+    def drivers_running(self) -> int:
+        """Drivers not stopped yet: the current one and retired ones still carrying sessions."""
+        return len({self._driver, *self._owners.values()} - {None})
 
     async def release(self, context: Any) -> None:
         """Close one context (its browser); the driver keeps running for everybody else."""
@@ -106,7 +128,7 @@ class SharedDriver:
             # A dead driver is let go once its last context is released, not before: stopping a
             # connection fails the calls still waiting on it, which a close in progress would
             # leave as an unretrieved error.
-            if driver is not None and not driver.carried and (not driver.alive or self._closed):
+            if driver is not None and driver.idle and (not driver.alive or self._closed or driver.retired):
                 await self._stop(driver)
 
     async def aclose(self) -> None:
@@ -120,12 +142,27 @@ class SharedDriver:
     async def _running(self) -> _Driver:
         # Under the lock: sessions starting at once share one new driver instead of racing to start two.
         async with self._lock:
+            current = self._driver
+            if current is not None and current.alive and current.launches >= self.recycle_after:
+                current.retired = True
+                self._driver = None
+                logger.info("driver.retired", extra={"pid": current.pid, "sessions": len(current.carried)})
+                if current.idle:
+                    self._stop_later(current)
             if self._driver is None or not self._driver.alive:
                 driver = _Driver(await async_playwright().start())
                 driver.lost.add_done_callback(lambda _future: self._lost(driver))
                 self._driver = driver
                 logger.info("driver.started", extra={"pid": driver.pid})
+            # Counted under the lock: a driver is never retired and stopped between here and its launch.
+            self._driver.launches += 1
+            self._driver.launching += 1
             return self._driver
+
+    def _stop_later(self, driver: _Driver) -> None:
+        task = asyncio.get_running_loop().create_task(self._stop(driver))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     def _lost(self, driver: _Driver) -> None:
         if driver.lost.cancelled() or driver.lost.exception() is None:
@@ -135,10 +172,8 @@ class SharedDriver:
         logger.warning("driver.lost", extra={"sessions": len(driver.carried)})
         for on_lost in list(driver.carried.values()):
             on_lost()
-        if not driver.carried:
-            task = asyncio.get_running_loop().create_task(self._stop(driver))
-            self._stopping.add(task)
-            task.add_done_callback(self._stopping.discard)
+        if driver.idle:
+            self._stop_later(driver)
 
     async def _stop(self, driver: _Driver) -> None:
         if self._driver is driver:

@@ -53,7 +53,7 @@ class BrowserFactory:
     def __init__(self, settings: Settings):
         self._settings = settings
         self._fingerprints = FingerprintSource()
-        self._driver = SharedDriver()
+        self.driver = SharedDriver()
         self.isolation = Isolation(settings.SESSION_ISOLATION)
         self.boxes = boxes_root()
         self._sandbox: Sandbox | None = None
@@ -133,7 +133,7 @@ class BrowserFactory:
             profile_dir,
             options,
             identity,
-            self._driver,
+            self.driver,
             box=box,
             sandbox=sandbox,
             egress=self._egress,
@@ -146,4 +146,4 @@ class BrowserFactory:
 
     async def aclose(self) -> None:
         await self._fingerprints.aclose()
-        await self._driver.aclose()
+        await self.driver.aclose()

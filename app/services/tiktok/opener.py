@@ -9,11 +9,13 @@ said in words a client can act on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urljoin
 
 from app.core.config import Settings
 from app.core.errors import (
@@ -31,7 +33,7 @@ from app.services.common.profile_lock import HeldLock
 from app.services.common.user_data import UserDataLayout, clone_master
 from app.services.tiktok.accounts import Account, AccountBook
 from app.services.tiktok.browser_factory import BrowserFactory
-from app.services.tiktok.session import LiveSession
+from app.services.tiktok.session import LiveSession, SessionPurpose
 from app.services.tiktok.utils.login_detection import DetectionResult, check_stored_cookies, reprove
 
 logger = logging.getLogger(__name__)
@@ -109,6 +111,44 @@ class SessionOpener:
                 extra={"session_id": session.id, "account": account.name, "code": error.code},
             )
             raise error from None
+        return session
+
+    async def open_for_login(self, account: Account) -> LiveSession:
+        """A write-mode session on the account's master at TikTok's login page, for a person to log in
+        through the live view (SPEC §13). Nothing is proven: that happens once the session has ended
+        and the browser has written the cookies. On any failure nothing is left."""
+        session = LiveSession(str(uuid.uuid4()), SessionMode.WRITE, self.settings, account=account.name)
+        session.purpose = SessionPurpose.LOGIN
+        try:
+            await asyncio.to_thread(account.layout.master.mkdir, mode=0o700, parents=True, exist_ok=True)
+            lease = await self._lease_master(session, account)
+            try:
+                held = await account.lock.exclusive(self.settings.LOCK_TIMEOUT)
+            except BaseException:
+                if lease is not None:
+                    await lease.release()
+                raise
+            session.profile = MasterHold(held, account.layout, lease)
+            identity = await self.accounts.identity(account)
+            async with asyncio.timeout(self.settings.SESSION_START_TIMEOUT):
+                executor = await self.browsers.executor_for(account.layout.master, account=identity)
+                session.executor = executor
+                await executor.start()
+                login_page = urljoin(self.settings.TIKTOK_URL, self.settings.detection.LOGIN_PATH.lstrip("/"))
+                # The page is the person's from here: a slow first load is theirs to see, not a failure.
+                with contextlib.suppress(Exception):
+                    await executor.page.goto(login_page, wait_until="commit")
+        except BaseException as error:
+            await session.close("start_failed")
+            if isinstance(error, TimeoutError):
+                raise SessionStartTimeout(
+                    f"the browser did not start within {self.settings.SESSION_START_TIMEOUT:g} s",
+                    timeout=self.settings.SESSION_START_TIMEOUT,
+                ) from None
+            if isinstance(error, ServiceError | asyncio.CancelledError):
+                raise
+            logger.exception("session.start_failed", extra={"session_id": session.id})
+            raise ServiceError(start_failure(error)) from None
         return session
 
     async def reprove(self, session: LiveSession) -> DetectionResult:

@@ -35,7 +35,7 @@ from app.services.tiktok.accounts import Account, AccountBook
 from app.services.tiktok.browser_factory import BrowserFactory
 from app.services.tiktok.capacity import Capacity
 from app.services.tiktok.opener import SessionOpener
-from app.services.tiktok.session import LiveSession
+from app.services.tiktok.session import LiveSession, SessionPurpose
 from app.services.tiktok.utils.login_detection import DetectionResult
 from app.services.tiktok.utils.login_signals import LoginState
 from app.services.tiktok.warm_pool import WarmPool
@@ -59,6 +59,7 @@ class TiktokService:
         self.capacity = Capacity(settings.MAX_SESSIONS, settings.MAX_SESSIONS_PER_ACCOUNT)
         self._sessions: dict[str, LiveSession] = {}
         self._pools: dict[str, WarmPool] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self._started = False
         self.metrics.watch(self)
 
@@ -130,6 +131,9 @@ class TiktokService:
 
     async def shutdown(self) -> None:
         await self.end_all_sessions()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.browsers.aclose()
 
     async def readiness(self) -> dict[str, str]:
@@ -334,6 +338,37 @@ class TiktokService:
             accounts=tried,
         )
 
+    async def start_login(self, name: str) -> LiveSession:
+        """SPEC §13: a write-mode session on the account's master (made when unknown) at TikTok's login
+        page, for a person to log in through an interactive view. When it ends (Done, DELETE, timeout)
+        the browser closes cleanly, the generation is bumped, the lock released, and the login proven
+        again in the background (`GET /tiktok/accounts/{name}` shows the result)."""
+        account = self.accounts.account(name)
+        await asyncio.to_thread(account.layout.ensure)
+        with self.capacity.slot(account, len(self._sessions), self._expiries()):
+            async with self._cluster_slot() as reservation:
+                session = await self.opener.open_for_login(account)
+        self._sessions[session.id] = session
+        account.live += 1
+        session.go_live(self._forget)
+        if self.cluster is not None and reservation is not None:
+            await self.cluster.publish(session, reservation)
+        logger.info("login.started", extra={"session_id": session.id, "account": name})
+        return session
+
+    async def _prove_after_login(self, account: Account) -> None:
+        """The master a person just logged in: proven on a throw-away clone, like `profile status`."""
+        try:
+            session = await self.opener.open(account)
+        except ServiceError as error:
+            logger.info("login.not_proven", extra={"account": account.name, "code": error.code})
+            return
+        await session.close("login_checked")
+        logger.info(
+            "login.proven",
+            extra={"account": account.name, "username": account.proof and account.proof.username},
+        )
+
     def _expiries(self) -> list[datetime]:
         return [session.expires_at for session in self._sessions.values()]
 
@@ -353,6 +388,13 @@ class TiktokService:
     async def _forget(self, session: LiveSession) -> None:
         if self._sessions.pop(session.id, None) is not None:
             self.accounts.account(session.account).live -= 1
+        if session.purpose is SessionPurpose.LOGIN and session.end_reason != "shutdown":
+            # Called once the master is written and its lock released (the session's profile is gone).
+            task = asyncio.get_running_loop().create_task(
+                self._prove_after_login(self.accounts.account(session.account))
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         self.metrics.session_ends.labels(session.end_reason or "unknown").inc()
         if self.cluster is not None:
             await self.cluster.withdraw(session.id)

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
@@ -29,6 +30,11 @@ logger = logging.getLogger(__name__)
 SCREENSHOT_TIMEOUT_MS = 10_000
 
 
+class SessionPurpose(StrEnum):
+    CLIENT = "client"  # handed out to a client (POST /tiktok/session)
+    LOGIN = "login"  # a person logs the account in through the live view (SPEC §13)
+
+
 class ProfileHold(Protocol):
     """What keeps the session's profile: a clone to delete, or the master's exclusive lock to release."""
 
@@ -40,6 +46,7 @@ class LiveSession:
         self.id = session_id
         self.mode = mode
         self.account = account
+        self.purpose = SessionPurpose.CLIENT
         # Let the session's own routes be opened from a bare URL (control) or watched (view); die with it.
         self.tokens = SessionTokens(view_ttl=settings.MAX_SESSION_DURATION)
         self.max_relays = settings.MAX_RELAYS_PER_SESSION
@@ -104,7 +111,7 @@ class LiveSession:
 
     def check_relay_room(self) -> None:
         """MAX_RELAYS_PER_SESSION: refused before the upgrade, so a refused client costs nothing."""
-        if self.relays.open_count >= self.max_relays:
+        if self.relays.connection_count >= self.max_relays:
             raise TooManyRelays(
                 f"session {self.id} already has {self.max_relays} CDP and view connections "
                 "(MAX_RELAYS_PER_SESSION); close one first",
