@@ -45,6 +45,7 @@ from app.schemas.tiktok import (
 from app.services.cluster.registry import SessionRecord
 from app.services.common.access import Scope
 from app.services.common.files import UploadTooLarge, is_plain_name
+from app.services.tiktok.session import SessionPurpose
 
 router = APIRouter(prefix="/tiktok/session/{session_id}", tags=["session tools"])
 
@@ -56,7 +57,12 @@ UPLOAD_CHUNK_TIMEOUT = 30.0
 @router.get("/view", response_class=HTMLResponse, responses=_ERRORS, summary="The live view (people)")
 async def live_view(access: ViewAccess, request: Request) -> HTMLResponse:
     # An API key (header or cookie) opens everything; a token opens what its scope allows.
-    page = render_view(links.describe(access.session, request), token=access.token, scope=access.scope)
+    session = access.session
+    # A remote login (SPEC §13) ends with the person's Done: relative to this page, like its stream.
+    done_url = "done" if session.purpose is SessionPurpose.LOGIN else None
+    page = render_view(
+        links.describe(session, request), token=access.token, scope=access.scope, done_url=done_url
+    )
     return HTMLResponse(page, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 

@@ -582,3 +582,38 @@ async def test_done_posts_to_its_url_with_the_views_token_and_says_saved(
         finally:
             await context.close()
         assert posted == [("POST", f"{service.base_url}/tiktok/accounts/alice/login/done?token={token}")]
+
+
+async def test_an_account_is_logged_in_through_the_view_and_done(
+    tmp_path: Path, site: StandinServer, viewer: Browser
+) -> None:
+    """SPEC §13, as a person does it: no display on the server, only the link."""
+    async with running_service(tmp_path, site.url) as service:
+        started = await service.client.post("/tiktok/accounts/kim/login")
+        assert started.status_code == 200, started.text
+        body = started.json()
+        target = session_page(service, body["session_id"])
+        async with view_page(viewer, body["view_url"]) as view:
+            await target.wait_for_selector('input[name="username"]')
+            await click_through_screen(view, target, 'input[name="username"]')
+            await view.keyboard.type("kim")
+            await click_through_screen(view, target, 'input[name="password"]')
+            await view.keyboard.type("secret")
+            await view.keyboard.press("Enter")
+            await eventually_equal(lambda: _path_of(target), "/", "the page after logging in")
+            await view.get_by_role("button", name="Done").click()
+            await view.get_by_text("Saved").first.wait_for(timeout=DEADLINE * 1000)
+
+        async def login_state() -> str | None:
+            account = (await service.client.get("/tiktok/accounts/kim")).json()
+            return account["login"]["state"]
+
+        await eventually_equal(login_state, "logged_in", "the account's proven login")
+        session = await service.client.post("/tiktok/session", json={"account": "kim"})
+        assert session.status_code == 200, session.text
+        info = (await service.client.get(f"/tiktok/session/{session.json()['session_id']}")).json()
+        assert info["account"] == "kim" and info["login"]["state"] == "logged_in"
+
+
+async def _path_of(page: Any) -> str:
+    return urlsplit(page.url).path
