@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: install chromium redis node-clients run demo demo-cluster test lint format bench clean fuzz soak
+.PHONY: install chromium redis node-clients run demo demo-cluster test test-fast lint format bench clean fuzz soak
 
 install: $(VENV)/.installed chromium redis node-clients
 
@@ -54,6 +54,10 @@ demo-cluster: install
 
 test: install
 	$(PY) -m pytest -q
+
+# Everything that starts no Chromium (unit tests, the API contract, server limits): a quick loop.
+test-fast: install
+	$(PY) -m pytest -q -m "not browser"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -49,7 +49,7 @@ async def lifespan(app: FastAPI, settings: Settings, secrets: tuple[str, ...]) -
         if cluster is not None:
             await cluster.start()
             stopping.push_async_callback(cluster.stop)
-            forwarder = forwarding.Forwarder(settings)
+            forwarder = forwarding.Forwarder(settings, cluster)
             stopping.push_async_callback(forwarder.aclose)
         metrics = Metrics()
         service = TiktokService(settings, metrics, cluster)

@@ -101,3 +101,11 @@ async def store(redis_server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]
     yield client
     with contextlib.suppress(redis.RedisError):
         await client.aclose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that builds or uses a real master profile starts Chromium: it is a `browser` test
+    (modules that start one otherwise say so themselves), so `make test-fast` can leave it out."""
+    for item in items:
+        if "master_profiles" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)

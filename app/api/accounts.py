@@ -33,7 +33,7 @@ from app.services.common.browser import browser_version, find_browser
 from app.services.common.fingerprint import user_agent_for
 from app.services.tiktok.accounts import Account
 from app.services.tiktok.service import TiktokService
-from app.services.tiktok.session import SessionPurpose
+from app.services.tiktok.session import EndReason, SessionPurpose
 
 router = APIRouter(prefix="/tiktok", tags=["accounts"], dependencies=[Depends(require_api_key)])
 # Reached with the login session's interactive view token (the person has no API key).
@@ -126,5 +126,5 @@ async def done(session: InteractiveSession) -> LoginDoneResponse:
     if session.purpose is not SessionPurpose.LOGIN:
         raise Forbidden("only a login session (POST /tiktok/accounts/{name}/login) is ended with Done")
     # Closed cleanly: Chromium writes its cookies, the generation is bumped, the lock released.
-    await session.close("login_done")
+    await session.close(EndReason.LOGIN_DONE)
     return LoginDoneResponse(session_id=session.id, account=session.account)

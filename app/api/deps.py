@@ -73,7 +73,7 @@ async def get_live_session(session_id: str, connection: HTTPConnection, sessions
 
     Cluster mode: another instance's session is forwarded to its owner, which answers the request.
     """
-    session = await sessions.locate(session_id, here_only=forwarding.from_peer(connection))
+    session = await sessions.locate(session_id, here_only=await forwarding.from_peer(connection))
     if isinstance(session, SessionRecord):
         raise forwarding.ForeignSession(session)
     session.touch()
@@ -121,7 +121,7 @@ async def authorize(
     key_ok = has_api_key(connection, header_key, cookie_key)
     if not key_ok and not token:
         raise Unauthorized("send an API key, or this session's token as ?token=")
-    session = await sessions.find_anywhere(session_id, here_only=forwarding.from_peer(connection))
+    session = await sessions.find_anywhere(session_id, here_only=await forwarding.from_peer(connection))
     scope = Scope.CONTROL if key_ok else None
     if scope is None and session is not None:
         scope = session.scope_of(token)

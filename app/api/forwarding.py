@@ -9,14 +9,25 @@ an HMAC of the request under a key every instance derives from the cluster's sha
 which the owner knows that a peer sent it and answers it itself instead of forwarding it on. The
 client's Host header travels too, so the links the owner writes into its answer (keepalive info,
 the live view) point at the instance the client reached.
+
+The signature (SPEC §10) covers the method, the path, the query as sent, a SHA-256 of the body and a
+one-time nonce, inside a window of SIGNATURE_WINDOW seconds. The owner claims the nonce in Redis (SET NX,
+shared by every instance), so a captured signature is refused when sent again, to any instance, and is
+worth nothing for another request. A body travels with the request (the JSON of /view-links, a small file
+for /files) up to MAX_FORWARDED_BODY: the owner checks its digest before any route reads it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import re
+import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -28,14 +39,35 @@ from starlette.websockets import WebSocket
 from app.api.errors import error_response
 from app.api.state import app_state
 from app.core.config import Settings
-from app.core.errors import InstanceUnreachable, ServiceError, Unauthorized
+from app.core.errors import (
+    InstanceUnreachable,
+    PayloadTooLarge,
+    RequestTimeout,
+    ServiceError,
+    Unauthorized,
+)
 from app.core.logging import current_request_id
 from app.services.cluster.registry import SessionRecord
 from app.services.common.cdp_relay import RelayHub
 
 PEER_HEADER = "X-Cluster-Peer"
-# A signature older than this is refused: instances keep their clocks in step (NTP) far better than this.
-SIGNATURE_MAX_AGE = 60
+# A signature is accepted from SIGNATURE_AHEAD s before its time stamp (the signer's clock may be ahead of
+# the owner's) to SIGNATURE_MAX_AGE s after it: a window of SIGNATURE_WINDOW s. Instances keep their clocks
+# in step (NTP) far better than this, and a forwarded request reaches its owner in milliseconds.
+SIGNATURE_AHEAD = 5
+SIGNATURE_MAX_AGE = 25
+SIGNATURE_WINDOW = SIGNATURE_AHEAD + SIGNATURE_MAX_AGE
+# A used nonce is remembered while any instance could still accept its signature: the window, and as
+# much again for instances whose clocks differ from the first one's by up to SIGNATURE_AHEAD either way.
+NONCE_TTL = SIGNATURE_WINDOW + 2 * SIGNATURE_AHEAD
+_NONCE = re.compile(r"[0-9a-f]{32}")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+# The largest body sent on to an owner: the JSON bodies' own limit. The owner checks a body's digest before
+# a route reads it, so a forwarded body is held in memory on both sides; a larger upload goes to the owner
+# directly (413 here).
+MAX_FORWARDED_BODY = 64 * 1024
+# A client's body must arrive within this; a trickle would hold the forwarding otherwise.
+BODY_TIMEOUT = 10.0
 
 # Hop-by-hop headers (RFC 9110 §7.6.1) and the ones httpx and the server set themselves.
 _HOP_BY_HOP = frozenset(
@@ -61,6 +93,35 @@ _WEBSOCKET_CREDENTIALS = ("x-api-key", "cookie")
 _TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 
 
+class NonceStore(Protocol):
+    """Where the cluster remembers the nonces it has accepted (the registry, in Redis)."""
+
+    async def claim_nonce(self, nonce: str, ttl: float) -> bool: ...
+
+
+@dataclass(frozen=True)
+class PeerSignature:
+    """`X-Cluster-Peer: <time stamp>.<nonce>.<body sha256>.<hmac>`."""
+
+    stamp: int
+    nonce: str
+    body_digest: str
+    mac: str
+
+    @classmethod
+    def parse(cls, header: str) -> PeerSignature | None:
+        parts = header.split(".")
+        if len(parts) != 4:
+            return None
+        stamp, nonce, body_digest, mac = parts
+        if not (stamp.isdigit() and _NONCE.fullmatch(nonce) and _DIGEST.fullmatch(body_digest)):
+            return None
+        return cls(int(stamp), nonce, body_digest, mac)
+
+    def __str__(self) -> str:
+        return f"{self.stamp}.{self.nonce}.{self.body_digest}.{self.mac}"
+
+
 class ForeignSession(Exception):
     """Raised by a dependency when the session lives on another instance; answered by forwarding it."""
 
@@ -78,10 +139,12 @@ def _peer_key(settings: Settings) -> bytes:
 
 
 class Forwarder:
-    """Sends requests for another instance's sessions to it; one per instance, for the app's life."""
+    """Sends requests for another instance's sessions to it, and checks the ones peers send here; one per
+    instance, for the app's life."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, nonces: NonceStore) -> None:
         self._key = _peer_key(settings)
+        self._nonces = nonces
         # trust_env=False: instances talk directly, never through an HTTP(S)_PROXY from the environment.
         self._http = httpx.AsyncClient(timeout=_TIMEOUT, trust_env=False, follow_redirects=False)
         self.relays = RelayHub()
@@ -90,28 +153,57 @@ class Forwarder:
         await self.relays.close_all()
         await self._http.aclose()
 
-    def sign(self, method: str, path: str, now: int | None = None) -> str:
-        stamp = str(int(time.time()) if now is None else now)
-        mac = hmac.new(self._key, f"{stamp}\n{method}\n{path}".encode(), hashlib.sha256).hexdigest()
-        return f"{stamp}.{mac}"
+    def _mac(self, stamp: int, nonce: str, method: str, path: str, query: str, body_digest: str) -> str:
+        signed = "\n".join(["tiktok-cluster-peer/2", str(stamp), nonce, method, path, query, body_digest])
+        return hmac.new(self._key, signed.encode(), hashlib.sha256).hexdigest()
 
-    def verify(self, signature: str, method: str, path: str) -> bool:
-        stamp, _, _mac = signature.partition(".")
-        if not stamp.isdigit() or abs(time.time() - int(stamp)) > SIGNATURE_MAX_AGE:
-            return False
-        return hmac.compare_digest(signature, self.sign(method, path, int(stamp)))
+    def sign(self, method: str, path: str, query: str, body: bytes, now: float | None = None) -> str:
+        """A one-time signature of this request: `query` exactly as sent (no leading "?")."""
+        stamp = int(time.time() if now is None else now)
+        nonce = secrets.token_hex(16)
+        body_digest = hashlib.sha256(body).hexdigest()
+        mac = self._mac(stamp, nonce, method, path, query, body_digest)
+        return str(PeerSignature(stamp, nonce, body_digest, mac))
+
+    async def verify(
+        self,
+        header: str,
+        method: str,
+        path: str,
+        query: str,
+        body: Callable[[], Awaitable[bytes]],
+        now: float | None = None,
+    ) -> None:
+        """Unauthorized unless the header signs this very request, inside its window, for the first time.
+
+        The cheap checks first; the body is read only for a signature that holds, and the nonce is claimed
+        (a write to Redis) only for a request that is entirely what was signed.
+        """
+        signature = PeerSignature.parse(header)
+        if signature is None:
+            raise Unauthorized(f"the {PEER_HEADER} signature is not valid")
+        age = (time.time() if now is None else now) - signature.stamp
+        if not -SIGNATURE_AHEAD <= age <= SIGNATURE_MAX_AGE:
+            raise Unauthorized(f"the {PEER_HEADER} signature is outside its {SIGNATURE_WINDOW} s window")
+        expected = self._mac(signature.stamp, signature.nonce, method, path, query, signature.body_digest)
+        if not hmac.compare_digest(signature.mac, expected):
+            raise Unauthorized(f"the {PEER_HEADER} signature does not sign this request")
+        if not hmac.compare_digest(hashlib.sha256(await body()).hexdigest(), signature.body_digest):
+            raise Unauthorized(f"the {PEER_HEADER} signature does not sign this body")
+        if not await self._nonces.claim_nonce(signature.nonce, NONCE_TTL):
+            raise Unauthorized(f"the {PEER_HEADER} signature was used already")
 
     async def http(self, request: Request, record: SessionRecord) -> Response:
         path = request.url.path
+        body = await _client_body(request)
         headers = [(name, value) for name, value in request.headers.items() if name not in _HOP_BY_HOP]
-        headers += [(PEER_HEADER, self.sign(request.method, path)), ("x-request-id", _request_id())]
+        headers.append(("x-request-id", _request_id()))
         upstream_request = self._http.build_request(
-            request.method,
-            _owner_url(record, path, request.url.query),
-            headers=headers,
-            # None of the forwarded routes reads a body: none is buffered here or sent on.
-            content=b"",
+            request.method, _owner_url(record, path, request.url.query), headers=headers, content=body
         )
+        # Signed over the query as httpx puts it on the wire, which is what the owner reads.
+        sent_query = upstream_request.url.query.decode("ascii")
+        upstream_request.headers[PEER_HEADER] = self.sign(request.method, path, sent_query, body)
         try:
             upstream = await self._http.send(upstream_request, stream=True)
         except httpx.TransportError as error:
@@ -131,11 +223,49 @@ class Forwarder:
         """Relay the (authorized, not yet accepted) client to the same route of the session's owner."""
         path = client.url.path
         headers = {name: client.headers[name] for name in _WEBSOCKET_CREDENTIALS if name in client.headers}
-        headers[PEER_HEADER] = self.sign("GET", path)
+        headers[PEER_HEADER] = self.sign("GET", path, client.url.query, b"")
         headers["x-request-id"] = _request_id()
         await self.relays.relay(
             client, _owner_url(record, path, client.url.query, ws=True), upstream_headers=headers
         )
+
+
+async def _client_body(request: Request) -> bytes:
+    """The client's body, to send on; refused as soon as it is known to be too large or too slow."""
+    too_large = PayloadTooLarge(
+        f"a body for a session of another instance is sent on up to {MAX_FORWARDED_BODY} bytes; "
+        "send a larger one to the instance that owns the session"
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORWARDED_BODY:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_FORWARDED_BODY:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {BODY_TIMEOUT:g} s") from None
+    return b"".join(chunks)
+
+
+async def _peer_body(connection: HTTPConnection) -> bytes:
+    """The body a peer sent, for its digest: a WebSocket has none; a forwarded HTTP body comes whole (with
+    a Content-Length, never over MAX_FORWARDED_BODY). Read once, it is what the route reads after."""
+    if not isinstance(connection, Request):
+        return b""
+    declared = connection.headers.get("content-length", "0")
+    if "transfer-encoding" in connection.headers or not declared.isdigit():
+        raise Unauthorized(f"a request signed with {PEER_HEADER} carries a Content-Length")
+    if int(declared) > MAX_FORWARDED_BODY:
+        raise Unauthorized(
+            f"a request signed with {PEER_HEADER} has a body of {MAX_FORWARDED_BODY} bytes at most"
+        )
+    return await connection.body()
 
 
 async def _body_of(upstream: httpx.Response) -> AsyncIterator[bytes]:
@@ -157,7 +287,11 @@ def _request_id() -> str:
     return current_request_id.get() or ""
 
 
-def from_peer(connection: HTTPConnection) -> bool:
+# Where a request's verified signature is remembered: its nonce is spent at the first check.
+_VERIFIED = "tiktok.cluster_peer_verified"
+
+
+async def from_peer(connection: HTTPConnection) -> bool:
     """True when another instance forwarded this request (then it is answered here, never sent on).
 
     A request that claims to come from a peer with a signature that does not verify is refused.
@@ -166,9 +300,16 @@ def from_peer(connection: HTTPConnection) -> bool:
     forwarder = app_state(connection.app).forwarder
     if signature is None or forwarder is None:  # a single instance has no peers: the header means nothing
         return False
-    method = connection.scope.get("method", "GET")
-    if not forwarder.verify(signature, method, connection.url.path):
-        raise Unauthorized(f"the {PEER_HEADER} signature is not valid")
+    if connection.scope.get(_VERIFIED):
+        return True
+    await forwarder.verify(
+        signature,
+        connection.scope.get("method", "GET"),
+        connection.url.path,
+        connection.scope["query_string"].decode("latin-1"),
+        lambda: _peer_body(connection),
+    )
+    connection.scope[_VERIFIED] = True
     return True
 
 

@@ -50,7 +50,7 @@ from app.schemas.tiktok import (
 )
 from app.services.cluster.registry import SessionRecord
 from app.services.common.access import Scope
-from app.services.tiktok.session import LiveSession
+from app.services.tiktok.session import EndReason, LiveSession
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ async def create_session(
     response.headers["X-Session-Id"] = session.id
     if await request.is_disconnected():
         # Nobody will ever learn this id: without this the session would hold a slot until it expires.
-        await session.close("client_gone")
+        await session.close(EndReason.CLIENT_GONE)
     elif wait:
         await _wait_for_end(session, request)
     return TikTokSessionResponse(
@@ -192,8 +192,8 @@ async def _wait_for_end(session: LiveSession, request: Request) -> None:
         client_gone.cancel()
         ended.cancel()
     if not session.ended.is_set():
-        await session.close("client_gone")
-    timeouts = {"max_duration": session.max_duration, "idle": session.idle_timeout}
+        await session.close(EndReason.CLIENT_GONE)
+    timeouts = {EndReason.MAX_DURATION: session.max_duration, EndReason.IDLE: session.idle_timeout}
     if session.end_reason in timeouts:
         raise SessionEndedByTimeout(
             f"session {session.id} ended: {session.end_reason}",
@@ -248,7 +248,7 @@ async def list_sessions(sessions: Sessions, request: Request) -> SessionListResp
     },
 )
 async def delete_session(session: LiveSessionDep) -> SessionClosedResponse:
-    await session.close("deleted")
+    await session.close(EndReason.DELETED)
     return SessionClosedResponse(session_id=session.id)
 
 

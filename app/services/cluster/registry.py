@@ -8,13 +8,29 @@ Keys (the prefix keeps them apart from anything else in the database):
   spread over every instance can never pass the cap. It is also the index the cluster list reads.
 - `tiktok:session:<id>`: the session's record (owner, token, what GET shows), expiring after
   REGISTRY_TTL.
-- `tiktok:lock:master`: write mode's cluster-wide lock, a random holder token expiring after REGISTRY_TTL.
+- `tiktok:lock:master:<account>`: write mode's cluster-wide lock, a random holder token expiring after
+  REGISTRY_TTL.
+- `tiktok:generation`: the registry's generation, a random id without expiry; `tiktok:recovering`: set
+  beside a new generation, expiring after REGISTRY_TTL.
+- `tiktok:nonce:<nonce>`: a request signature between instances that was used (app.api.forwarding).
 
 The owner's heartbeat (every REGISTRY_TTL / 3) pushes all of its expiries forward and rewrites its
 records with fresh info, so a dead owner's sessions leave the list and free their slots within
 REGISTRY_TTL, and its lock frees itself. While Redis is unreachable every call raises
 `RegistryUnavailable` at once (no retry loop inside a request) and the heartbeat tries every second;
 when Redis answers again the heartbeat puts back what this instance still serves.
+
+When Redis loses its data (FLUSHALL, a restart or a failover to an empty replica), the slots of every
+instance are gone at once and come back only as each instance notices; counting meanwhile would grant
+sessions over CLUSTER_MAX_SESSIONS. So the generation key goes with the data, and whoever runs a script
+next finds it missing: a new generation starts with the recovery marker, and while the marker lives no
+slot and no write lock is granted (429 with Retry-After, or waiting for the lock). Each instance notices on
+its next reservation or heartbeat (its generation is no longer Redis's) and republishes all it holds at
+once. The marker lasts REGISTRY_TTL because that is what the registry promises anyway: a live instance
+refreshes its share within REGISTRY_TTL, or its sessions expire. Waiting for a list of the live instances
+instead would not be shorter: that list is lost with the data too, and its members are known only after
+REGISTRY_TTL. A brand-new Redis cannot be told from one that lost its data, so a new cluster waits the
+same REGISTRY_TTL before its first session.
 """
 
 from __future__ import annotations
@@ -30,6 +46,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -54,6 +71,10 @@ T = TypeVar("T")
 PREFIX = "tiktok:"
 SLOTS_KEY = PREFIX + "slots"
 MASTER_LOCK_KEY = PREFIX + "lock:master"
+GENERATION_KEY = PREFIX + "generation"
+RECOVERY_KEY = PREFIX + "recovering"
+# What the generation-aware scripts take first (scripts._GENERATION).
+_GENERATION_KEYS = [GENERATION_KEY, RECOVERY_KEY]
 
 
 def master_lock_key(account: str) -> str:
@@ -76,6 +97,27 @@ LOCK_POLL_MAX = 0.5
 
 def record_key(session_id: str) -> str:
     return f"{PREFIX}session:{session_id}"
+
+
+def nonce_key(nonce: str) -> str:
+    return f"{PREFIX}nonce:{nonce}"
+
+
+class Reservation(IntEnum):
+    """What the RESERVE script answers."""
+
+    GRANTED = 1
+    FULL = 0
+    REPUBLISH_FIRST = -1
+    RECOVERING = -2
+
+
+class LockGrant(IntEnum):
+    """What the ACQUIRE script answers."""
+
+    TAKEN = 1
+    HELD = 0
+    RECOVERING = -1
 
 
 def redis_address(url: str) -> str:
@@ -179,6 +221,7 @@ class ClusterRegistry:
             retry=Retry(NoBackoff(), 1),
         )
         self._reserve = self._redis.register_script(scripts.RESERVE)
+        self._acquire = self._redis.register_script(scripts.ACQUIRE)
         self._publish = self._redis.register_script(scripts.PUBLISH)
         self._refresh = self._redis.register_script(scripts.REFRESH)
         self._renew = self._redis.register_script(scripts.RENEW)
@@ -190,6 +233,9 @@ class ClusterRegistry:
         self._unremoved: set[str] = set()
         # Writes never overlap: a heartbeat in flight cannot put back a record that an end just removed.
         self._writes = asyncio.Lock()
+        # The registry's generation under which this instance last published all it holds; None before its
+        # first heartbeat. Redis's differing from it means a loss that this instance has not repaired yet.
+        self._generation: str | None = None
         self._wake = asyncio.Event()
         self._heartbeat: asyncio.Task[None] | None = None
         # Why Redis cannot be used right now (for /ready and the 503s), None while it answers.
@@ -230,19 +276,30 @@ class ClusterRegistry:
                 logger.exception("registry.heartbeat_failed")
 
     async def beat(self) -> None:
-        """One heartbeat: finish failed removals, refresh every record and slot of ours, renew the lock."""
+        """One heartbeat: finish failed removals, republish every record and slot of ours, renew the lock.
+
+        Also the repair after a data loss: everything this instance holds goes back, under the registry's
+        generation (a new one if the loss is noticed here).
+        """
         async with self._writes:
             if self._unremoved:
                 stale = sorted(self._unremoved)
                 await self._run(self._remove(stale))
                 self._unremoved.difference_update(stale)
             records = [self._record_of(s) for s in self._owned.values() if s.state == "live"]
-            keys = [SLOTS_KEY, *(record_key(record.id) for record in records)]
-            args: list[Any] = [self._ttl_ms, len(records)]
+            keys = [*_GENERATION_KEYS, SLOTS_KEY, *(record_key(record.id) for record in records)]
+            args: list[Any] = [self._ttl_ms, uuid.uuid4().hex, len(records)]
             args += [record.id for record in records]
             args += [record.to_json() for record in records]
-            args += sorted(self._starting)
-            await self._run(self._refresh(keys=keys, args=args))
+            starting = sorted(self._starting)
+            args += starting
+            generation = await self._run(self._refresh(keys=keys, args=args))
+            if self._generation is not None and generation != self._generation:
+                logger.warning(
+                    "registry.data_lost_republished",
+                    extra={"redis": self.where, "sessions": len(records), "starting": len(starting)},
+                )
+            self._generation = generation
         for lease in list(self._leases):
             if not await self._run(self._renew(keys=[lease.key], args=[lease.token, self._ttl_ms])):
                 self._leases.discard(lease)
@@ -304,16 +361,40 @@ class ClusterRegistry:
         return "ok"
 
     async def reserve(self) -> str:
-        """A slot under CLUSTER_MAX_SESSIONS for a session about to open; 429 when the cluster is full."""
+        """A slot under CLUSTER_MAX_SESSIONS for a session about to open; 429 when the cluster is full, or
+        while the count cannot be trusted after Redis lost its data."""
         member = STARTING + uuid.uuid4().hex
-        granted = await self._run(
-            self._reserve(keys=[SLOTS_KEY], args=[member, self._ttl_ms, self.limit or 0])
-        )
-        if not granted:
+        # Twice at most: a loss noticed here is repaired (this instance's share put back) before the retry.
+        for attempt in range(2):
+            answer, _generation, recovering_ms = await self._run(
+                self._reserve(
+                    keys=[*_GENERATION_KEYS, SLOTS_KEY],
+                    args=[
+                        self._ttl_ms,
+                        uuid.uuid4().hex,
+                        self._generation or "",
+                        member,
+                        self.limit or 0,
+                    ],
+                )
+            )
+            if answer != Reservation.REPUBLISH_FIRST or attempt == 1:
+                break
+            await self.beat()
+        if answer == Reservation.FULL:
             raise TooManySessions(
                 f"{self.limit} sessions are live or starting in the cluster (CLUSTER_MAX_SESSIONS); "
                 "end one with DELETE /tiktok/session/{id} or retry later",
                 retry_after=await self._retry_after(),
+                limit=self.limit,
+            )
+        if answer != Reservation.GRANTED:
+            wait = max(1, math.ceil((recovering_ms or self._ttl_ms) / 1000))
+            raise TooManySessions(
+                "the cluster registry lost its data (a Redis restart or failover) and the instances are "
+                "re-publishing their sessions: until they all have, the cluster's count cannot be shown "
+                f"to be under CLUSTER_MAX_SESSIONS ({self.limit}); retry in {wait} s",
+                retry_after=wait,
                 limit=self.limit,
             )
         # Kept fresh by the heartbeat from now on (not before: a refused member must never be written).
@@ -380,12 +461,17 @@ class ClusterRegistry:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         pause = LOCK_POLL_FIRST
-        while not await self._run(self._redis.set(key, token, nx=True, px=self._ttl_ms)):
+        while (grant := await self._take_lock(key, token)) != LockGrant.TAKEN:
             remaining = deadline - loop.time()
             if remaining <= 0:
+                why = (
+                    "is held exclusively by a write-mode session of another instance (cluster lock)"
+                    if grant == LockGrant.HELD
+                    else "may still be held by an instance that has not re-published it since the cluster "
+                    "registry lost its data (a Redis restart or failover)"
+                )
                 raise UserDataLocked(
-                    f"the master profile of account {account} is held exclusively by a write-mode session "
-                    f"of another instance (cluster lock); not free within {timeout:g} s",
+                    f"the master profile of account {account} {why}; not free within {timeout:g} s",
                     timeout=timeout,
                     account=account,
                 )
@@ -394,6 +480,16 @@ class ClusterRegistry:
         lease = MasterLease(self, token, on_lost, key)
         self._leases.add(lease)
         return lease
+
+    async def _take_lock(self, key: str, token: str) -> LockGrant:
+        answer = await self._run(
+            self._acquire(keys=[*_GENERATION_KEYS, key], args=[self._ttl_ms, uuid.uuid4().hex, token])
+        )
+        return LockGrant(answer)
+
+    async def claim_nonce(self, nonce: str, ttl: float) -> bool:
+        """True the first time `nonce` is claimed in the cluster within `ttl` seconds, False after."""
+        return bool(await self._run(self._redis.set(nonce_key(nonce), "1", nx=True, px=int(ttl * 1000))))
 
     async def release_lease(self, lease: MasterLease) -> None:
         self._leases.discard(lease)

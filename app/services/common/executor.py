@@ -7,10 +7,12 @@ import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from app.services.common.browser import devtools_endpoint, devtools_endpoint_via, kill_browsers_using
+from app.services.common.driver import DRIVER_LOST
 from app.services.common.sandbox import SessionBox
 
 logger = logging.getLogger(__name__)
@@ -18,11 +20,12 @@ logger = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 1.5  # seconds; a session must be fully gone within 2 s of its end
 
 
-class BrowserEnd:
+class BrowserEnd(StrEnum):
     """Why a browser ended on its own."""
 
     BROWSER_CLOSED = "browser_closed"  # crashed, killed, or its window closed
     LAST_PAGE_CLOSED = "last_page_closed"
+    DRIVER_LOST = DRIVER_LOST  # its Patchright driver died: nothing can drive it any more
 
 
 class AbstractBrowsingExecutor(ABC):

@@ -33,7 +33,7 @@ from app.services.common.profile_lock import HeldLock
 from app.services.common.user_data import UserDataLayout, clone_master
 from app.services.tiktok.accounts import Account, AccountBook
 from app.services.tiktok.browser_factory import BrowserFactory
-from app.services.tiktok.session import LiveSession, SessionPurpose
+from app.services.tiktok.session import EndReason, LiveSession, SessionPurpose
 from app.services.tiktok.utils.login_detection import DetectionResult, check_stored_cookies, reprove
 
 logger = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class SessionOpener:
         try:
             await self._open(session, account)
         except BaseException as error:
-            await session.close("start_failed")
+            await session.close(EndReason.START_FAILED)
             if isinstance(error, asyncio.CancelledError):
                 raise
             if not isinstance(error, ServiceError):
@@ -139,7 +139,7 @@ class SessionOpener:
                 with contextlib.suppress(Exception):
                     await executor.page.goto(login_page, wait_until="commit")
         except BaseException as error:
-            await session.close("start_failed")
+            await session.close(EndReason.START_FAILED)
             if isinstance(error, TimeoutError):
                 raise SessionStartTimeout(
                     f"the browser did not start within {self.settings.SESSION_START_TIMEOUT:g} s",
@@ -192,7 +192,9 @@ class SessionOpener:
         if self.cluster is None:
             return None
         return await self.cluster.lease_master(
-            self.settings.LOCK_TIMEOUT, on_lost=lambda: session.close_soon("lock_lost"), account=account.name
+            self.settings.LOCK_TIMEOUT,
+            on_lost=lambda: session.close_soon(EndReason.LOCK_LOST),
+            account=account.name,
         )
 
     async def _open(self, session: LiveSession, account: Account) -> None:

@@ -39,6 +39,7 @@ from app.services.tiktok.cookie_import import (
 )
 from app.services.tiktok.executor import TiktokExecutor
 from app.services.tiktok.opener import SessionOpener
+from app.services.tiktok.session import EndReason
 from app.services.tiktok.utils.login_signals import LoginState
 
 
@@ -222,7 +223,7 @@ async def profile_status(settings: Settings, account: str = DEFAULT_ACCOUNT) -> 
     try:
         try:
             session = await opener.open(accounts.account(account))
-            await session.close("status_checked")
+            await session.close(EndReason.CHECKED)
             assert session.login is not None
             login = session.login
         except LoginNotProven as not_proven:

@@ -35,7 +35,7 @@ from app.services.tiktok.accounts import Account, AccountBook
 from app.services.tiktok.browser_factory import BrowserFactory
 from app.services.tiktok.capacity import Capacity
 from app.services.tiktok.opener import SessionOpener
-from app.services.tiktok.session import LiveSession, SessionPurpose
+from app.services.tiktok.session import EndReason, LiveSession, SessionPurpose, SessionState
 from app.services.tiktok.utils.login_detection import DetectionResult
 from app.services.tiktok.utils.login_signals import LoginState
 from app.services.tiktok.warm_pool import WarmPool
@@ -127,7 +127,7 @@ class TiktokService:
     async def end_all_sessions(self) -> None:
         """Close every session (waiting clients answered, relays closed with 1000). Idempotent."""
         await asyncio.gather(*(pool.aclose() for pool in self._pools.values()))
-        await asyncio.gather(*(s.close("shutdown") for s in list(self._sessions.values())))
+        await asyncio.gather(*(s.close(EndReason.SHUTDOWN) for s in list(self._sessions.values())))
 
     async def shutdown(self) -> None:
         await self.end_all_sessions()
@@ -180,7 +180,7 @@ class TiktokService:
 
     def find(self, session_id: str) -> LiveSession | None:
         session = self._sessions.get(session_id)
-        return session if session is not None and session.state == "live" else None
+        return session if session is not None and session.state is SessionState.LIVE else None
 
     def get(self, session_id: str) -> LiveSession:
         session = self.find(session_id)
@@ -221,7 +221,7 @@ class TiktokService:
         return self.capacity.starting
 
     def live(self) -> list[LiveSession]:
-        return [s for s in self._sessions.values() if s.state == "live"]
+        return [s for s in self._sessions.values() if s.state is SessionState.LIVE]
 
     def live_by_mode(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -363,7 +363,7 @@ class TiktokService:
         except ServiceError as error:
             logger.info("login.not_proven", extra={"account": account.name, "code": error.code})
             return
-        await session.close("login_checked")
+        await session.close(EndReason.CHECKED)
         logger.info(
             "login.proven",
             extra={"account": account.name, "username": account.proof and account.proof.username},
@@ -388,7 +388,7 @@ class TiktokService:
     async def _forget(self, session: LiveSession) -> None:
         if self._sessions.pop(session.id, None) is not None:
             self.accounts.account(session.account).live -= 1
-        if session.purpose is SessionPurpose.LOGIN and session.end_reason != "shutdown":
+        if session.purpose is SessionPurpose.LOGIN and session.end_reason != EndReason.SHUTDOWN:
             # Called once the master is written and its lock released (the session's profile is gone).
             task = asyncio.get_running_loop().create_task(
                 self._prove_after_login(self.accounts.account(session.account))

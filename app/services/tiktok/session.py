@@ -19,7 +19,7 @@ from app.schemas.live_view import LoginState, ViewState
 from app.schemas.tiktok import LoginInfo, SessionInfo, SessionMode, TikTokLoginState
 from app.services.common.access import Scope, SessionTokens
 from app.services.common.cdp_relay import RelayHub
-from app.services.common.executor import AbstractBrowsingExecutor
+from app.services.common.executor import AbstractBrowsingExecutor, BrowserEnd
 from app.services.common.files import DownloadInfo, is_plain_name, list_downloads, receive_file
 from app.services.common.live_view import LiveView
 from app.services.common.sandbox import SessionBox
@@ -28,6 +28,30 @@ from app.services.tiktok.utils.login_detection import DetectionResult
 logger = logging.getLogger(__name__)
 
 SCREENSHOT_TIMEOUT_MS = 10_000
+
+
+class SessionState(StrEnum):
+    STARTING = "starting"
+    LIVE = "live"
+    CLOSING = "closing"
+
+
+class EndReason(StrEnum):
+    """Why a session ended: logged (`session.closed reason=…`), counted, and in wait mode's answer."""
+
+    DELETED = "deleted"  # DELETE /tiktok/session/{id}
+    MAX_DURATION = "max_duration"
+    IDLE = "idle"  # SESSION_IDLE_TIMEOUT without activity
+    CLIENT_CLOSED = "client_closed"  # a remote client sent Browser.close
+    CLIENT_GONE = "client_gone"  # the POST's client hung up (before the answer, or in wait mode)
+    BROWSER_CLOSED = BrowserEnd.BROWSER_CLOSED.value  # crashed, killed, or its window closed
+    LAST_PAGE_CLOSED = BrowserEnd.LAST_PAGE_CLOSED.value
+    DRIVER_LOST = BrowserEnd.DRIVER_LOST.value
+    LOCK_LOST = "lock_lost"  # cluster mode: the account's write lock could not be kept
+    SHUTDOWN = "shutdown"
+    START_FAILED = "start_failed"
+    LOGIN_DONE = "login_done"  # a remote login's Done
+    CHECKED = "checked"  # a throw-away session that only proved a login (profile status, after login)
 
 
 class SessionPurpose(StrEnum):
@@ -53,7 +77,7 @@ class LiveSession:
         self.max_upload_bytes = settings.MAX_UPLOAD_BYTES
         self.created_at = datetime.now(UTC)
         self.expires_at = self.created_at + timedelta(seconds=settings.MAX_SESSION_DURATION)
-        self.state = "starting"
+        self.state = SessionState.STARTING
         self.login: DetectionResult | None = None
         self.executor: AbstractBrowsingExecutor | None = None
         self.profile: ProfileHold | None = None
@@ -120,12 +144,12 @@ class LiveSession:
 
     def go_live(self, on_closed: Callable[[LiveSession], Awaitable[None]]) -> None:
         """Called once the login is proven: from now on the session ends by itself when it must."""
-        self.state = "live"
+        self.state = SessionState.LIVE
         self._on_closed = on_closed
         loop = asyncio.get_running_loop()
         # The client gets the whole MAX_SESSION_DURATION from hand-out, not minus the start-up time.
         self.expires_at = datetime.now(UTC) + timedelta(seconds=self.max_duration)
-        self._timers.append(loop.call_later(self.max_duration, self.close_soon, "max_duration"))
+        self._timers.append(loop.call_later(self.max_duration, self.close_soon, EndReason.MAX_DURATION))
         self.touch()
         if self.idle_timeout:
             self._timers.append(loop.call_later(self.idle_timeout, self._check_idle))
@@ -136,7 +160,7 @@ class LiveSession:
                 self._browser_ended(self.executor.ended_reason)
 
     def _browser_ended(self, reason: str) -> None:
-        self.close_soon("client_closed" if self._client_closed_browser else reason)
+        self.close_soon(EndReason.CLIENT_CLOSED if self._client_closed_browser else reason)
 
     def _client_sent_browser_close(self) -> None:
         self._client_closed_browser = True
@@ -192,7 +216,7 @@ class LiveSession:
         # One timer re-armed for the time left, rather than a timer reset on every CDP frame.
         left = self.idle_timeout - (time.monotonic() - self._last_activity)
         if left <= 0:
-            self.close_soon("idle")
+            self.close_soon(EndReason.IDLE)
         elif self._closing is None:
             self._timers.append(asyncio.get_running_loop().call_later(left, self._check_idle))
 
@@ -215,7 +239,7 @@ class LiveSession:
 
     async def _close(self, reason: str) -> None:
         started = time.monotonic()
-        self.state = "closing"
+        self.state = SessionState.CLOSING
         self.end_reason = reason
         for timer in self._timers:
             timer.cancel()

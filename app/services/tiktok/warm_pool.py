@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from app.core.errors import ServiceError
-from app.services.tiktok.session import LiveSession
+from app.services.tiktok.session import EndReason, LiveSession
 from app.services.tiktok.utils.login_detection import DetectionResult
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class WarmPool:
                 await task
         self._tasks = []
         ready, self._ready = self._ready, []
-        await asyncio.gather(*(session.close("shutdown") for session in ready))
+        await asyncio.gather(*(session.close(EndReason.SHUTDOWN) for session in ready))
 
     async def take(self) -> LiveSession | None:
         """A proven session for a POST, or None (the caller then opens one cold)."""
