@@ -27,7 +27,7 @@ from app.services.common.user_data import DEFAULT_ACCOUNT, UserDataLayout, is_ac
 from app.services.tiktok import profile
 from app.services.tiktok.cookie_export import FORMATS, render_cookies
 from app.services.tiktok.cookie_import import CookieFileError, DomainMap, parse_domain_map
-from app.services.tiktok.utils.login_signals import LoginState
+from app.services.tiktok.login.login_signals import LoginState
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # anything else, and a reset the person declined

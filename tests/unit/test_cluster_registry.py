@@ -1,4 +1,5 @@
-"""The cluster registry against a real redis-server, without browsers: cap, records, expiry, lock, outage."""
+"""The cluster registry against a real redis-server, without browsers: cap, records, expiry, lock, outage,
+data loss."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ from pydantic import ValidationError
 from app.core.config import Settings
 from app.core.errors import RegistryUnavailable, TooManySessions, UserDataLocked
 from app.schemas.tiktok import SessionMode
-from app.services.cluster.registry import SLOTS_KEY, ClusterRegistry, master_lock_key, record_key
+from app.services.cluster.registry import (
+    RECOVERY_KEY,
+    SLOTS_KEY,
+    ClusterRegistry,
+    master_lock_key,
+    nonce_key,
+    record_key,
+)
 from app.services.tiktok.session import LiveSession
 from tests.redis_server import RedisServer
 from tests.service_harness import settings_for_test
@@ -46,6 +54,15 @@ async def registry(redis_server: RedisServer, name: str, **values: Any) -> Async
         await cluster.stop()
 
 
+async def settled(store: redis.asyncio.Redis) -> float:
+    """Until the registry grants again after a (real or apparent) data loss; how long that took, in s."""
+    started = time.monotonic()
+    while await store.exists(RECOVERY_KEY):
+        assert time.monotonic() - started < TTL + 2, f"{RECOVERY_KEY} outlived REGISTRY_TTL"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
 async def live_session(settings: Settings, ended: list[str] | None = None) -> LiveSession:
     """A real LiveSession with no browser: enough to be published, listed and closed."""
     session = LiveSession(str(uuid.uuid4()), SessionMode.READ, settings)
@@ -65,6 +82,7 @@ async def test_concurrent_reservations_from_two_instances_never_pass_the_cap(
         registry(redis_server, "a", CLUSTER_MAX_SESSIONS=5) as a,
         registry(redis_server, "b", CLUSTER_MAX_SESSIONS=5) as b,
     ):
+        await settled(store)
         clusters = [a, b] * 20
         outcomes = await asyncio.gather(*(cluster.reserve() for cluster in clusters), return_exceptions=True)
         granted = [(c, o) for c, o in zip(clusters, outcomes, strict=True) if isinstance(o, str)]
@@ -85,6 +103,7 @@ async def test_a_published_session_is_read_by_the_other_instance_and_withdrawn_a
     redis_server: RedisServer, store: redis.asyncio.Redis
 ) -> None:
     async with registry(redis_server, "a") as a, registry(redis_server, "b") as b:
+        await settled(store)
         reservation = await a.reserve()
         session = await live_session(cluster_settings(redis_server, "a"))
         await a.publish(session, reservation)
@@ -115,6 +134,7 @@ async def test_the_heartbeat_keeps_records_alive_and_a_dead_owners_expire_within
         settings = cluster_settings(redis_server, "a")
         a = ClusterRegistry(settings)
         await a.start()
+        await settled(store)
         session = await live_session(settings)
         await a.publish(session, await a.reserve())
         # Longer than the TTL: only the heartbeat can have kept it.
@@ -139,6 +159,7 @@ async def test_the_write_lock_is_exclusive_kept_by_its_holder_and_freed_by_relea
     redis_server: RedisServer, store: redis.asyncio.Redis
 ) -> None:
     async with registry(redis_server, "a") as a, registry(redis_server, "b") as b:
+        await settled(store)
         lease = await a.lease_master(0, on_lost=lambda: None)
         started = time.monotonic()
         with pytest.raises(UserDataLocked) as refused:
@@ -159,6 +180,7 @@ async def test_a_write_lock_that_redis_lost_is_taken_back_and_one_taken_by_anoth
     redis_server: RedisServer, store: redis.asyncio.Redis
 ) -> None:
     async with registry(redis_server, "a") as a:
+        await settled(store)
         lost: list[str] = []
         lease = await a.lease_master(0, on_lost=lambda: lost.append("lost"))
         await store.delete(MASTER_LOCK_KEY)  # what a restart of Redis without persistence does
@@ -174,9 +196,10 @@ async def test_a_write_lock_that_redis_lost_is_taken_back_and_one_taken_by_anoth
 
 
 async def test_an_outage_answers_at_once_and_the_registry_recovers_without_a_restart(
-    redis_server: RedisServer,
+    redis_server: RedisServer, store: redis.asyncio.Redis
 ) -> None:
     async with registry(redis_server, "a") as a:
+        await settled(store)
         session = await live_session(cluster_settings(redis_server, "a"))
         await a.publish(session, await a.reserve())
         assert await a.check() == "ok"
@@ -199,7 +222,105 @@ async def test_an_outage_answers_at_once_and_the_registry_recovers_without_a_res
         while await a.check() != "ok" or await a.lookup(session.id) is None:
             assert time.monotonic() < deadline, "the registry did not recover"
             await asyncio.sleep(0.1)
+        await settled(store)  # an empty Redis: it grants again after REGISTRY_TTL
+        assert isinstance(await a.reserve(), str)
         await session.close("deleted")
+
+
+# --- data loss -------------------------------------------------------------------------------------------
+
+
+async def test_after_a_data_loss_nothing_is_granted_until_every_instance_could_republish_its_share(
+    redis_server: RedisServer, store: redis.asyncio.Redis
+) -> None:
+    async with (
+        registry(redis_server, "a", CLUSTER_MAX_SESSIONS=3) as a,
+        registry(redis_server, "b", CLUSTER_MAX_SESSIONS=3) as b,
+    ):
+        await settled(store)
+        on_a = await live_session(cluster_settings(redis_server, "a"))
+        await a.publish(on_a, await a.reserve())
+        starting_on_b = await b.reserve()
+
+        await store.flushall()
+        started = time.monotonic()
+        with pytest.raises(TooManySessions) as refused:
+            await a.reserve()
+        assert "re-publishing" in str(refused.value.details)
+        assert 1 <= refused.value.retry_after <= TTL
+        # A noticed the loss, and put its own share back before answering.
+        assert await store.zrange(SLOTS_KEY, 0, -1) == [on_a.id]
+        assert await store.exists(record_key(on_a.id)) == 1
+        with pytest.raises(TooManySessions):
+            await b.reserve()
+        assert sorted(await store.zrange(SLOTS_KEY, 0, -1)) == sorted([on_a.id, starting_on_b])
+
+        # Refused for REGISTRY_TTL from the loss: the time within which every live instance beats.
+        waited = await settled(store)
+        assert TTL - 0.5 <= time.monotonic() - started <= TTL + 2, waited
+        assert await store.zcard(SLOTS_KEY) == 2, "nothing granted while recovering"
+        assert isinstance(await b.reserve(), str)
+        with pytest.raises(TooManySessions) as full:
+            await a.reserve()
+        assert "CLUSTER_MAX_SESSIONS" in str(full.value.details)
+        assert "re-publishing" not in str(full.value.details)
+        await on_a.close("deleted")
+
+
+async def test_the_heartbeat_alone_notices_a_loss_and_republishes_within_its_interval(
+    redis_server: RedisServer, store: redis.asyncio.Redis
+) -> None:
+    async with registry(redis_server, "a", CLUSTER_MAX_SESSIONS=2) as a:
+        await settled(store)
+        session = await live_session(cluster_settings(redis_server, "a"))
+        await a.publish(session, await a.reserve())
+        await store.flushall()
+        started = time.monotonic()
+        while await store.exists(record_key(session.id)) == 0:
+            assert time.monotonic() - started < TTL, "not republished within a heartbeat"
+            await asyncio.sleep(0.05)
+        assert await store.zrange(SLOTS_KEY, 0, -1) == [session.id]
+        assert await store.exists(RECOVERY_KEY) == 1
+        await session.close("deleted")
+
+
+async def test_without_a_cluster_cap_a_data_loss_delays_no_session(
+    redis_server: RedisServer, store: redis.asyncio.Redis
+) -> None:
+    async with registry(redis_server, "a") as a:
+        await store.flushall()
+        member = await a.reserve()
+        assert await store.exists(RECOVERY_KEY) == 1
+        assert await store.zrange(SLOTS_KEY, 0, -1) == [member]
+
+
+async def test_a_write_lock_is_not_granted_while_its_holder_may_not_have_taken_it_back(
+    redis_server: RedisServer, store: redis.asyncio.Redis
+) -> None:
+    async with registry(redis_server, "a") as a, registry(redis_server, "b") as b:
+        await settled(store)
+        lease = await a.lease_master(0, on_lost=lambda: None)
+        await store.flushall()
+        with pytest.raises(UserDataLocked) as refused:
+            await b.lease_master(0.3, on_lost=lambda: None)
+        assert "lost its data" in str(refused.value.details)
+        await a.beat()
+        assert await store.get(MASTER_LOCK_KEY) == lease.token, "the holder took it back"
+        await settled(store)
+        with pytest.raises(UserDataLocked) as held:
+            await b.lease_master(0, on_lost=lambda: None)
+        assert "another instance" in str(held.value.details)
+
+
+async def test_a_nonce_is_claimed_once_across_instances_and_forgotten_after_its_ttl(
+    redis_server: RedisServer, store: redis.asyncio.Redis
+) -> None:
+    async with registry(redis_server, "a") as a, registry(redis_server, "b") as b:
+        nonce = "0123456789abcdef0123456789abcdef"
+        assert await a.claim_nonce(nonce, 40) is True
+        assert await b.claim_nonce(nonce, 40) is False
+        assert await a.claim_nonce(nonce, 40) is False
+        assert 39_000 < await store.pttl(nonce_key(nonce)) <= 40_000
 
 
 def test_cluster_mode_refuses_to_start_without_keys_every_instance_shares() -> None:

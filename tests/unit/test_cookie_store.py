@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.services.tiktok.utils.cookie_store import read_cookie_rows, stored_cookie_signal
-from app.services.tiktok.utils.login_signals import Verdict
+from app.services.tiktok.login.cookie_store import read_cookie_rows, stored_cookie_signal
+from app.services.tiktok.login.login_signals import Verdict
 
 NAMES = ("sessionid", "sessionid_ss", "sid_tt")
 NOW = 1_800_000_000.0

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from app.services.tiktok.utils.login_signals import (
+from app.services.tiktok.login.login_signals import (
     Decision,
     LoginState,
     Signal,
@@ -20,7 +20,7 @@ from app.services.tiktok.utils.login_signals import (
     Verdict,
     decide,
 )
-from app.services.tiktok.utils.signal_readers import (
+from app.services.tiktok.login.signal_readers import (
     guard_expiry,
     read_account_info,
     read_cookies,

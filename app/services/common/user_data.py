@@ -155,7 +155,8 @@ class UserDataLayout:
         """The master profile directory, or `MasterProfileMissing` saying how to make one. Blocking."""
         if not (self.master / "Default").is_dir():
             state = "has no Default/ profile" if self.master.is_dir() else "does not exist"
-            raise MasterProfileMissing(f"master profile {self.master} {state}; {PROFILE_HOWTO}")
+            how = PROFILE_HOWTO if self.account == DEFAULT_ACCOUNT else _howto_for(self.account)
+            raise MasterProfileMissing(f"master profile {self.master} {state}; {how}")
         return self.master
 
     def ensure(self) -> None:
@@ -164,6 +165,13 @@ class UserDataLayout:
         for directory in (self.root, self.accounts, self.account_dir, self.clones):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         migrate_single_master(self.root)
+
+
+def _howto_for(account: str) -> str:
+    return (
+        f"log it in with `python -m app.cli profile login --account {account}` (or `--remote` without a "
+        f"display), or `python -m app.cli profile import-cookies --account {account} FILE`"
+    )
 
 
 def migrate_single_master(root: Path) -> bool:

@@ -22,8 +22,8 @@ from app.services.common.generation import read_generation
 from app.services.common.identity import AccountIdentity, host_timezone, read_identity, write_identity
 from app.services.common.profile_lock import ProfileLock
 from app.services.common.user_data import UserDataLayout, is_account_name
-from app.services.tiktok.utils.login_detection import DetectionResult
-from app.services.tiktok.utils.login_signals import LoginState
+from app.services.tiktok.login.login_detection import DetectionResult
+from app.services.tiktok.login.login_signals import LoginState
 
 FingerprintSampler = Callable[[], Awaitable[Fingerprint]]
 

@@ -20,7 +20,7 @@ from app.services.common.egress import EgressGate, EgressPolicy, EgressTally
 from app.services.common.executor import AbstractBrowsingExecutor
 from app.services.common.fingerprint import BrowserIdentity
 from app.services.common.sandbox import SOCKS_PORT, Sandbox, SessionBox
-from app.services.tiktok.utils.login_detection import DetectionResult, LoginDetector
+from app.services.tiktok.login.login_detection import DetectionResult, LoginDetector
 
 BROWSER_EXIT_TIMEOUT = 1.0  # seconds for SIGKILLed browser processes to be gone
 

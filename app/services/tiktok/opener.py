@@ -33,8 +33,8 @@ from app.services.common.profile_lock import HeldLock
 from app.services.common.user_data import UserDataLayout, clone_master
 from app.services.tiktok.accounts import Account, AccountBook
 from app.services.tiktok.browser_factory import BrowserFactory
+from app.services.tiktok.login.login_detection import DetectionResult, check_stored_cookies, reprove
 from app.services.tiktok.session import EndReason, LiveSession, SessionPurpose
-from app.services.tiktok.utils.login_detection import DetectionResult, check_stored_cookies, reprove
 
 logger = logging.getLogger(__name__)
 

@@ -38,9 +38,9 @@ from app.services.tiktok.cookie_import import (
     same_site_family,
 )
 from app.services.tiktok.executor import TiktokExecutor
+from app.services.tiktok.login.login_signals import LoginState
 from app.services.tiktok.opener import SessionOpener
 from app.services.tiktok.session import EndReason
-from app.services.tiktok.utils.login_signals import LoginState
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,10 @@ from app.services.common.user_data import DEFAULT_ACCOUNT, UserDataLayout, sweep
 from app.services.tiktok.accounts import Account, AccountBook
 from app.services.tiktok.browser_factory import BrowserFactory
 from app.services.tiktok.capacity import Capacity
+from app.services.tiktok.login.login_detection import DetectionResult
+from app.services.tiktok.login.login_signals import LoginState
 from app.services.tiktok.opener import SessionOpener
 from app.services.tiktok.session import EndReason, LiveSession, SessionPurpose, SessionState
-from app.services.tiktok.utils.login_detection import DetectionResult
-from app.services.tiktok.utils.login_signals import LoginState
 from app.services.tiktok.warm_pool import WarmPool
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from app.services.common.executor import AbstractBrowsingExecutor, BrowserEnd
 from app.services.common.files import DownloadInfo, is_plain_name, list_downloads, receive_file
 from app.services.common.live_view import LiveView
 from app.services.common.sandbox import SessionBox
-from app.services.tiktok.utils.login_detection import DetectionResult
+from app.services.tiktok.login.login_detection import DetectionResult
 
 logger = logging.getLogger(__name__)
 

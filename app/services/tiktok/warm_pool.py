@@ -16,8 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from app.core.errors import ServiceError
+from app.services.tiktok.login.login_detection import DetectionResult
 from app.services.tiktok.session import EndReason, LiveSession
-from app.services.tiktok.utils.login_detection import DetectionResult
 
 logger = logging.getLogger(__name__)
 

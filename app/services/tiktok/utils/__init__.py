@@ -1,0 +1,1 @@
+"""Kept for the seed's path: the login package is `app.services.tiktok.login`."""

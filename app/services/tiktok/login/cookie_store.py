@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-from app.services.tiktok.utils.login_signals import Signal, Source, Verdict
+from app.services.tiktok.login.login_signals import Signal, Source, Verdict
 
 # Chromium stores times as microseconds since 1601-01-01.
 _WINDOWS_EPOCH_OFFSET_S = 11_644_473_600

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from app.services.tiktok.utils.login_signals import Signal, Source, Verdict
+from app.services.tiktok.login.login_signals import Signal, Source, Verdict
 
 WALL_STATUSES = frozenset({403, 429})
 

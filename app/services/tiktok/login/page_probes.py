@@ -12,8 +12,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.core.config import DetectionSettings
-from app.services.tiktok.utils import signal_readers as read
-from app.services.tiktok.utils.login_signals import Signal, Source, Verdict
+from app.services.tiktok.login import signal_readers as read
+from app.services.tiktok.login.login_signals import Signal, Source, Verdict
 
 # Runs in Patchright's isolated world: the page's own scripts can neither see nor tamper with it,
 # while fetch() still carries the page origin's cookies.
