@@ -98,6 +98,7 @@ async def test_docs_are_served_without_internet(service) -> None:
 ERROR_STATUS = {
     "INVALID_REQUEST": 400,
     "UNAUTHORIZED": 401,
+    "ACCOUNT_NOT_FOUND": 404,  # SPEC §12
     "REQUEST_TIMEOUT": 408,
     "NOT_LOGGED_IN": 409,
     "PAYLOAD_TOO_LARGE": 413,
@@ -121,7 +122,7 @@ async def test_openapi_shows_the_key_schemes_and_every_status(service) -> None:
         ("query", "token"),  # a session's own token, on its /cdp, /screenshot and /view
     }
     create = document["paths"]["/tiktok/session"]["post"]
-    assert {"200", "400", "401", "408", "409", "413", "415", "422", "423", "429", "500", "503", "504"} == set(
+    assert {"200", "400", "401", "404", "408", "409", "413", "415", "422", "423", "429", "500", "503", "504"} == set(
         create["responses"]
     )
     for status, response in create["responses"].items():

@@ -60,6 +60,8 @@ SIGNATURE_WINDOW = SIGNATURE_AHEAD + SIGNATURE_MAX_AGE
 # A used nonce is remembered while any instance could still accept its signature: the window, and as
 # much again for instances whose clocks differ from the first one's by up to SIGNATURE_AHEAD either way.
 NONCE_TTL = SIGNATURE_WINDOW + 2 * SIGNATURE_AHEAD
+# Strict forms (ASCII only): `str.isdigit` takes "²", and `hmac.compare_digest` raises on non-ASCII text.
+_STAMP = re.compile(r"[0-9]{1,12}")
 _NONCE = re.compile(r"[0-9a-f]{32}")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 # The largest body sent on to an owner: the JSON bodies' own limit. The owner checks a body's digest before
@@ -114,7 +116,12 @@ class PeerSignature:
         if len(parts) != 4:
             return None
         stamp, nonce, body_digest, mac = parts
-        if not (stamp.isdigit() and _NONCE.fullmatch(nonce) and _DIGEST.fullmatch(body_digest)):
+        if not (
+            _STAMP.fullmatch(stamp)
+            and _NONCE.fullmatch(nonce)
+            and _DIGEST.fullmatch(body_digest)
+            and _DIGEST.fullmatch(mac)
+        ):
             return None
         return cls(int(stamp), nonce, body_digest, mac)
 
@@ -237,7 +244,7 @@ async def _client_body(request: Request) -> bytes:
         "send a larger one to the instance that owns the session"
     )
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FORWARDED_BODY:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_FORWARDED_BODY:
         raise too_large
     chunks: list[bytes] = []
     size = 0
@@ -259,7 +266,7 @@ async def _peer_body(connection: HTTPConnection) -> bytes:
     if not isinstance(connection, Request):
         return b""
     declared = connection.headers.get("content-length", "0")
-    if "transfer-encoding" in connection.headers or not declared.isdigit():
+    if "transfer-encoding" in connection.headers or not declared.isascii() or not declared.isdigit():
         raise Unauthorized(f"a request signed with {PEER_HEADER} carries a Content-Length")
     if int(declared) > MAX_FORWARDED_BODY:
         raise Unauthorized(

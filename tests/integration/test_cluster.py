@@ -600,7 +600,8 @@ async def test_a_captured_peer_request_is_refused_when_replayed_to_either_instan
         b,
     ):
         session_id = (await create(a))["session_id"]
-        token = (await a.client.get(f"/tiktok/session/{session_id}")).json()["cdp_url"].split("token=")[1]
+        info = (await a.client.get(f"/tiktok/session/{session_id}")).json()
+        token = info["cdp_url"].split("token=")[1]
         path = f"/tiktok/session/{session_id}/screenshot"
         async with httpx.AsyncClient(base_url=b.base_url, timeout=60) as bare:
             shot = await bare.get(path, params={"token": token})
@@ -612,13 +613,15 @@ async def test_a_captured_peer_request_is_refused_when_replayed_to_either_instan
             (a, {}),
             (b, {}),
             (a, {"query": f"token={token}&full_page=true"}),
-            (a, {"method": "DELETE", "path": f"/tiktok/session/{session_id}"}),
+            # Revoking the view links is what this token may do: only the signature refuses it.
+            (a, {"method": "DELETE", "path": f"/tiktok/session/{session_id}/view-links"}),
         ):
             async with httpx.AsyncClient(base_url=target.base_url, timeout=60) as attacker:
                 refused = await attacker.request(**replayed(head, **changes))
             body = assert_error(refused, 401, "UNAUTHORIZED")
             assert PEER_HEADER in body["error_details"]["details"]
-        assert await listed_ids(a) == [session_id], "the replayed DELETE ended nothing"
+        async with httpx.AsyncClient(timeout=60) as bare:
+            assert (await bare.get(info["view_url"])).status_code == 200, "the view link was not revoked"
 
 
 async def test_a_peer_signature_covers_query_and_body_and_is_refused_outside_its_window(

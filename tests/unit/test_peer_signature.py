@@ -136,7 +136,17 @@ async def test_a_signature_is_accepted_only_inside_its_window(
 
 
 @pytest.mark.parametrize(
-    "header", ["", "1.bad", "x.0123456789abcdef0123456789abcdef.00.11", "1.2.3.4.5", "1234.nonce.digest.mac"]
+    "header",
+    [
+        "",
+        "1.bad",
+        "x.0123456789abcdef0123456789abcdef.00.11",
+        "1.2.3.4.5",
+        "1234.nonce.digest.mac",
+        # Text that passes `str.isdigit`, and a non-ASCII MAC: refused as malformed, never a 500.
+        f"\u00b2.{'0' * 32}.{'0' * 64}.{'0' * 64}",
+        f"{int(time.time())}.{'0' * 32}.{'0' * 64}." + "\u00e9" * 64,
+    ],
 )
 async def test_a_malformed_signature_is_refused(forwarder: Forwarder, header: str) -> None:
     assert await refusal(forwarder, header) == f"the {PEER_HEADER} signature is not valid"
