@@ -122,9 +122,22 @@ async def test_openapi_shows_the_key_schemes_and_every_status(service) -> None:
         ("query", "token"),  # a session's own token, on its /cdp, /screenshot and /view
     }
     create = document["paths"]["/tiktok/session"]["post"]
-    assert {"200", "400", "401", "404", "408", "409", "413", "415", "422", "423", "429", "500", "503", "504"} == set(
-        create["responses"]
-    )
+    assert {
+        "200",
+        "400",
+        "401",
+        "404",
+        "408",
+        "409",
+        "413",
+        "415",
+        "422",
+        "423",
+        "429",
+        "500",
+        "503",
+        "504",
+    } == set(create["responses"])
     for status, response in create["responses"].items():
         if status != "200":
             for example in response["content"]["application/json"]["examples"].values():
