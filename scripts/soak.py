@@ -174,6 +174,7 @@ class Sample:
     fds: int
     browsers: int  # browsers running on the soak's profiles, between two cycles: should be none
     blocks: int  # sys.getallocatedblocks(): Python objects alive in the service
+    threads: int  # the service's threads: each new one may bring a malloc arena of its own
     idle: dict[str, Any]  # median_reading() between two cycles
     live: dict[str, Any] | None  # median_reading() with the sampled cycle's session live
 
@@ -200,6 +201,7 @@ class Soak:
             fds=len(os.listdir("/proc/self/fd")),
             browsers=len(browsers_under(self.user_data)),
             blocks=sys.getallocatedblocks(),
+            threads=len(os.listdir("/proc/self/task")),
             idle=idle,
             live=live,
         )
@@ -581,7 +583,7 @@ async def main() -> int:
                             f" driver(s) RSS {taken.kib('service_drivers', 'rss') / MIB:.1f} MiB"
                             f" (service {taken.kib('service', 'rss') / MIB:.1f}), tree PSS"
                             f" {taken.kib('tree', 'pss') / MIB:.0f} MiB idle / {live_pss} live,"
-                            f" {taken.fds} fds, {len(soak.failures)} failed",
+                            f" {taken.fds} fds, {taken.threads} threads, {len(soak.failures)} failed",
                             flush=True,
                         )
                         next_sample += SAMPLE_SECONDS * max(

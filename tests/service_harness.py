@@ -154,6 +154,21 @@ def browsers_under(root: Path) -> list[int]:
     return pids
 
 
+def main_browser_pids(root: Path) -> list[int]:
+    """Chromium's browser processes under `root`: not their helpers (`--type=…`), not the sandbox's
+    bubblewrap, whose command line names the profile too."""
+    found = []
+    for pid in browsers_under(root):
+        try:
+            arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue
+        if name in ("chromium", "chrome") and not any(a.startswith(b"--type=") for a in arguments):
+            found.append(pid)
+    return found
+
+
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body = response.json()

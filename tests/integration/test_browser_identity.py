@@ -18,7 +18,7 @@ from app.services.common.fingerprint import FingerprintSource
 from app.services.tiktok.executor import TiktokExecutor
 from tests.fakes.profiles import install_master
 from tests.fakes.server import StandinServer
-from tests.service_harness import browsers_under, running_service, wait_until
+from tests.service_harness import browsers_under, main_browser_pids, running_service, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -71,11 +71,7 @@ async def test_browser_runs_with_scrapling_stealth_flags_and_without_the_automat
     install_master(master_profiles["logged_in"], tmp_path)
     async with running_service(tmp_path, site.url) as service:
         session_id = (await service.client.post("/tiktok/session")).json()["session_id"]
-        (browser,) = [
-            pid
-            for pid in browsers_under(service.clones_dir / session_id)
-            if not any(arg.startswith("--type=") for arg in command_line(pid))
-        ]
+        (browser,) = main_browser_pids(service.clones_dir / session_id)
         arguments = command_line(browser)
     for flag in STEALTH:
         assert flag in arguments, f"{flag} missing from the browser's command line"

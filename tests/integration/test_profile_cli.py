@@ -21,7 +21,7 @@ from app.services.common.user_data import UserDataLayout
 from tests.fakes.profiles import export_cookies_txt, install_master
 from tests.fakes.server import REPO_ROOT, StandinServer
 from tests.holders import held_by_other_process
-from tests.service_harness import SERVICE_VARIABLES, running_service
+from tests.service_harness import SERVICE_VARIABLES, main_browser_pids, running_service
 
 pytestmark = pytest.mark.browser
 
@@ -33,20 +33,6 @@ def cli_environment(user_data: Path, site: StandinServer, **settings: str) -> di
     env = {name: value for name, value in os.environ.items() if name.upper() not in SERVICE_VARIABLES}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env | {"USER_DATA_DIR": str(user_data), "TIKTOK_URL": site.url} | settings
-
-
-def main_browser_pids(profile: Path) -> list[int]:
-    """Chromium's browser process on `profile`: not its helpers (--type=…), not the sandbox's launcher."""
-    found = []
-    for pid in browser_pids_using(profile):
-        try:
-            arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            name = Path(f"/proc/{pid}/comm").read_text().strip()
-        except OSError:
-            continue
-        if name in ("chromium", "chrome") and not any(a.startswith(b"--type=") for a in arguments):
-            found.append(pid)
-    return found
 
 
 def run_cli(

@@ -34,7 +34,10 @@ def cli_environment(user_data: Path, site: StandinServer) -> dict[str, str]:
     # DISPLAY comes from the fixture.
     env = {name: value for name, value in os.environ.items() if name.upper() not in SERVICE_VARIABLES}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    return env | {"USER_DATA_DIR": str(user_data), "TIKTOK_URL": site.url}
+    # The test plays the person through the window's DevTools port on loopback, which only an
+    # unsandboxed browser has (a sandboxed one's is a unix socket in its box). The sandboxed window is
+    # covered by test_profile_cli's login test and remote login (test_accounts, test_live_view).
+    return env | {"USER_DATA_DIR": str(user_data), "TIKTOK_URL": site.url, "SESSION_ISOLATION": "none"}
 
 
 async def run(

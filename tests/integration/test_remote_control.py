@@ -267,17 +267,19 @@ def png_size(png: bytes) -> tuple[int, int]:
     return width, height
 
 
-async def test_post_and_info_carry_absolute_cdp_and_view_urls_with_the_session_token(
+async def test_post_and_info_carry_absolute_cdp_and_view_urls_with_the_session_tokens(
     tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
 ) -> None:
     async with logged_in_service(tmp_path, site, master_profiles) as service:
         body = await create(service)
         session_id = body["session_id"]
-        token = service.service.get(session_id).token
-        assert len(token) >= 32 and token != API_KEY
+        session = service.service.get(session_id)
+        # The control token drives (cdp_url); the view_url's own token only watches (SPEC §11).
+        token, view_token = session.token, session.view_token
+        assert len(token) >= 32 and token != API_KEY and len(view_token) >= 32 and view_token != token
         host = service.base_url.removeprefix("http://")  # 127.0.0.1:<port>
         expected_cdp = f"ws://{host}/tiktok/session/{session_id}/cdp?token={token}"
-        expected_view = f"http://{host}/tiktok/session/{session_id}/view?token={token}"
+        expected_view = f"http://{host}/tiktok/session/{session_id}/view?token={view_token}"
         assert (body["cdp_url"], body["view_url"]) == (expected_cdp, expected_view)
 
         info = (await service.client.get(f"/tiktok/session/{session_id}")).json()
@@ -294,9 +296,12 @@ async def test_public_url_is_the_base_of_cdp_and_view_urls(
     ) as service:
         body = await create(service)
         session_id = body["session_id"]
-        token = service.service.get(session_id).token
+        session = service.service.get(session_id)
+        token, view_token = session.token, session.view_token
         expected_cdp = f"wss://sessions.example.com/base/tiktok/session/{session_id}/cdp?token={token}"
-        expected_view = f"https://sessions.example.com/base/tiktok/session/{session_id}/view?token={token}"
+        expected_view = (
+            f"https://sessions.example.com/base/tiktok/session/{session_id}/view?token={view_token}"
+        )
         assert (body["cdp_url"], body["view_url"]) == (expected_cdp, expected_view)
         info = (await service.client.get(f"/tiktok/session/{session_id}")).json()
         assert (info["cdp_url"], info["view_url"]) == (expected_cdp, expected_view)
@@ -644,9 +649,11 @@ def _is_loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool
     return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
-async def test_the_browser_listens_for_devtools_on_loopback_only(
+async def test_the_browser_listens_for_devtools_on_no_address_of_the_machine(
     tmp_path: Path, site: StandinServer, master_profiles: dict[str, Path]
 ) -> None:
+    """Sandboxed, DevTools listens on the browser's own loopback only; the service reaches it through a
+    unix socket in the session's box, and no TCP port of the machine leads to it (SPEC §8, §11)."""
     async with logged_in_service(tmp_path, site, master_profiles) as service:
         body = await create(service)
         session = service.service.get(body["session_id"])
@@ -654,12 +661,11 @@ async def test_the_browser_listens_for_devtools_on_loopback_only(
         assert pids, "the session's browser runs on its clone"
         listening = _listening_sockets()
         owned = [listening[inode] for pid in pids for inode in _socket_inodes(pid) if inode in listening]
-        assert owned, "the browser's DevTools port is among its listening sockets"
-        assert all(_is_loopback(address) for address, _port in owned), owned
-        devtools_url = session.executor.devtools_url if session.executor is not None else None
-        assert devtools_url is not None
-        devtools_port = urlsplit(devtools_url).port
-        assert devtools_port in {port for _address, port in owned}, (devtools_port, owned)
+        assert owned == [], f"a browser socket listens in the machine's network: {owned}"
+        executor = session.executor
+        assert executor is not None and executor.devtools_socket is not None
+        assert executor.devtools_socket.is_socket()
+        assert executor.devtools_socket.is_relative_to(executor.box.path)
 
 
 async def test_puppeteer_attaches_lists_pages_and_evaluates(

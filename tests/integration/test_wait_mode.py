@@ -94,11 +94,13 @@ def assert_ended_with(response: httpx.Response, session_id: str, reason: str) ->
 
 
 def main_browser_pid(profile_dir: Path) -> int:
-    """The browser process itself: of the processes on the profile, the one that is not a helper."""
+    """The browser process itself: of the Chromium processes on the profile, the one that is not a
+    helper (the sandbox's bubblewrap names the profile too)."""
     for pid in browsers_under(profile_dir):
         with contextlib.suppress(OSError):
             arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if not any(argument.startswith(b"--type=") for argument in arguments):
+            chromium = Path(f"/proc/{pid}/comm").read_text().strip() in ("chromium", "chrome")
+            if chromium and not any(argument.startswith(b"--type=") for argument in arguments):
                 return pid
     raise AssertionError(f"no browser process runs on {profile_dir}")
 
@@ -241,8 +243,9 @@ async def test_closing_the_window_as_a_person_answers_the_waiting_post_with_200(
         waiting_post(service) as (_, post),
     ):
         listed = await listed_while_waiting(service, post)
-        browser = main_browser_pid(service.clones_dir / listed["session_id"])
-        windows = await xdotool("search", "--sync", "--onlyvisible", "--pid", str(browser))
+        main_browser_pid(service.clones_dir / listed["session_id"])  # the session's browser runs
+        # By class, not pid: a sandboxed browser's window names the pid it has in its own namespace.
+        windows = await xdotool("search", "--sync", "--onlyvisible", "--class", "chromium")
         window = windows.split()[0]
         # Ctrl+Shift+W is Chromium's "close window"; there is no window manager to draw a close button.
         await xdotool("windowfocus", "--sync", window, "key", "--clearmodifiers", "ctrl+shift+w")

@@ -51,6 +51,9 @@ _ETC_ENTRIES = (
     "alternatives",
     "localtime",
     "mime.types",
+    # Debian's /usr/bin/chromium wrapper sources every file here (and fails when the folder is missing).
+    "chromium.d",
+    "chromium/master_preferences",
 )
 PROBE_TIMEOUT = 10.0
 
@@ -174,16 +177,14 @@ class Sandbox:
         own mounts: its profile at its own path (Playwright names it on the command line), its box."""
         profile = profile_dir.resolve()
         mounts: list[str] = []
-        # bubblewrap makes missing parents root-only; the browser's uid must pass through them.
-        for parent in reversed(profile.parents):
-            if parent != Path("/"):
-                mounts += ["--perms", "0755", "--dir", str(parent)]
+        real = browser.resolve()
+        if not real.is_relative_to("/usr"):
+            # A Chrome under /opt, say: its folder, read-only, before the profile (which may lie below it).
+            mounts += _passable_parents(real.parent) + ["--ro-bind", str(real.parent), str(real.parent)]
+        mounts += ["--setenv", "TSS_BROWSER", str(real)]
+        mounts += _passable_parents(profile)
         mounts += ["--bind", str(profile), str(profile), "--bind", str(box.path), str(BOX_MOUNT)]
         mounts += ["--ro-bind", str(box.uploads), str(BOX_MOUNT / "uploads")]
-        real = browser.resolve()
-        if not real.is_relative_to("/usr"):  # a Chrome under /opt, say: its folder, read-only
-            mounts += ["--ro-bind", str(real.parent), str(real.parent)]
-        mounts += ["--setenv", "TSS_BROWSER", str(real)]
         display = os.environ.get("DISPLAY", "")
         if display and Path("/tmp/.X11-unix").is_dir():
             # The network namespace hides X's abstract socket: the file socket is the way to the screen.
@@ -203,6 +204,16 @@ class Sandbox:
 
     async def adopt(self, profile_dir: Path) -> None:
         await asyncio.to_thread(self.adopt_sync, profile_dir)
+
+
+def _passable_parents(path: Path) -> list[str]:
+    """bubblewrap makes missing parents of a mount point root-only: the browser's uid must pass."""
+    return [
+        arg
+        for parent in reversed(path.parents)
+        if parent != Path("/")
+        for arg in ("--perms", "0755", "--dir", str(parent))
+    ]
 
 
 def browser_policy() -> dict[str, object]:
