@@ -206,8 +206,10 @@ async def test_browser_crashing_at_start_is_500_and_a_later_good_browser_works(
     install_master(master_profiles["logged_in"], tmp_path / "user_data")
     version = real_chromium_version()
     # Answers `--version` like Chromium (so the fingerprint can be built), then dies at every launch.
+    # In a folder the sandboxed browser's uid may enter (pytest's own are owner-only).
+    (tmp_path / "bin").mkdir(mode=0o755)
     browser = write_executable(
-        tmp_path / "chromium",
+        tmp_path / "bin" / "chromium",
         f'#!/bin/sh\nif [ "$1" = "--version" ]; then echo "Chromium {version}"; exit 0; fi\n{crash}\n',
     )
     async with running_service(tmp_path / "user_data", site.url, BROWSER_EXECUTABLE=browser) as service:

@@ -71,6 +71,11 @@ def start_failure(error: BaseException) -> str:
     return "the session could not be started; see the service log"
 
 
+def _browser_errors(message: str) -> str:
+    lines = [line.split("[err]", 1)[1].strip() for line in message.splitlines() if "[err]" in line]
+    return " | ".join(dict.fromkeys(lines))[-600:]
+
+
 def _ms_since(mark: float) -> float:
     return round((time.perf_counter() - mark) * 1000, 1)
 
@@ -222,7 +227,12 @@ class SessionOpener:
                 except Exception as error:
                     logger.error(
                         "browser.launch_failed",
-                        extra={"session_id": session.id, "error": type(error).__name__},
+                        extra={
+                            "session_id": session.id,
+                            "error": type(error).__name__,
+                            # What the browser itself said (Playwright keeps its stderr): for the operator.
+                            "browser_said": _browser_errors(str(error)),
+                        },
                     )
                     raise BrowserLaunchFailed("Chromium failed to start; see the service log") from None
                 phases["launch"], mark = _ms_since(mark), time.perf_counter()
