@@ -30,12 +30,12 @@ from app.services.common.profile_lock import ProfileLock
 from app.services.common.sandbox import Sandbox
 from app.services.common.user_data import UserDataLayout, clone_master
 from app.services.tiktok.browser_factory import boxes_root
-from bench import processes, remote
+from bench import live_view, processes, remote
 from bench.stats import Figure, load_average, percentile, table
 from tests import service_harness
 from tests.fakes.profiles import build_master_profile
 from tests.fakes.server import StandinServer
-from tests.service_harness import RunningService, running_service, wait_until
+from tests.service_harness import API_KEY, RunningService, running_service, wait_until
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -797,7 +797,34 @@ def figures_from(measured: dict[str, Any]) -> list[Figure]:
             met=statistics.median(logged_out) < 2000,
         )
     )
+    view = measured.get("live_view")
+    if view:
+        fps = view["fps"]
+        out.append(
+            Figure("live view: frames a second, animated page", "fps", [fps], target=">= 10", met=fps >= 10)
+        )
+        latencies = view["latency_ms"]["samples"]
+        p95 = view["latency_ms"]["p95"]
+        out.append(
+            Figure(
+                "live view: keydown sent → page handler",
+                "ms",
+                latencies,
+                target="p95 <= 100",
+                met=p95 is not None and p95 <= 100 and view["keys_arrived"] == view["keys_sent"],
+            )
+        )
     return out
+
+
+async def live_view_figures(work: Path, master: Path, url: str) -> dict[str, Any]:
+    """SPEC §7 live view: frames a second on an animated page, input-to-page latency (bench/live_view)."""
+    user_data = install(master, work / "live-view")
+    async with running_service(user_data, url) as service:
+        session_id = await post(service)
+        measured = await live_view.measure(service.base_url, API_KEY, session_id)
+        await delete(service, session_id)
+    return measured
 
 
 async def measure() -> dict[str, Any]:
@@ -823,6 +850,8 @@ async def measure() -> dict[str, Any]:
                 measured["clone"] = await clone_times(work, master)
                 section("409 logged out")
                 measured["logged_out"] = await logged_out_answers(work, site.url)
+                section("live view")
+                measured["live_view"] = await live_view_figures(work, master, site.url)
             section("harness socket")
             measured["harness_socket"] = await harness_socket_answers(work, site.url)
             section("end")
