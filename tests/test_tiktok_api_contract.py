@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.api import deps
+from app.api import bodies
 from tests.fakes.server import StandinServer
 from tests.service_harness import API_KEY, assert_error, running_service
 
@@ -249,7 +249,7 @@ async def test_every_request_is_logged_once_with_its_id_and_status(
 async def test_a_body_trickled_in_too_slowly_is_408_and_frees_the_request(
     service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(deps, "BODY_TIMEOUT", 0.5)
+    monkeypatch.setattr(bodies, "BODY_TIMEOUT", 0.5)
     host, port = service.base_url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -15,13 +14,13 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import HTTPConnection
 
 from app.api import forwarding
+from app.api.bodies import read_bounded
 from app.api.errors import error_response, validation_error
 from app.api.state import app_state
 from app.core.errors import (
     Forbidden,
     InvalidRequest,
     PayloadTooLarge,
-    RequestTimeout,
     ServiceError,
     SessionNotFound,
     Unauthorized,
@@ -41,9 +40,6 @@ _cookie_scheme = APIKeyCookie(name="session_token", auto_error=False, scheme_nam
 _token_scheme = APIKeyQuery(name="token", auto_error=False, scheme_name="SessionToken")
 
 MAX_BODY_BYTES = 64 * 1024
-# A client trickling its body must not hold a request open for ever (a session start never needs one).
-BODY_TIMEOUT = 10.0
-
 HeaderKey = Annotated[str | None, Security(_header_scheme)]
 CookieKey = Annotated[str | None, Security(_cookie_scheme)]
 SessionTokenParam = Annotated[str | None, Security(_token_scheme)]
@@ -220,23 +216,9 @@ ViewAccess = Annotated[Access, Depends(access_with(Scope.VIEW))]
 
 
 async def _read_body_bounded(request: Request) -> bytes:
-    """The body, refused as soon as it is known to be too large or too slow: never buffered unbounded."""
-    too_large = PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(BODY_TIMEOUT):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise too_large
-                chunks.append(chunk)
-    except TimeoutError:
-        raise RequestTimeout(f"the body did not arrive within {BODY_TIMEOUT:g} s") from None
-    return b"".join(chunks)
+    return await read_bounded(
+        request, MAX_BODY_BYTES, PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    )
 
 
 Body = TypeVar("Body", bound=BaseModel)

@@ -19,7 +19,6 @@ for /files) up to MAX_FORWARDED_BODY: the owner checks its digest before any rou
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import re
@@ -36,13 +35,13 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket
 
+from app.api.bodies import read_bounded
 from app.api.errors import error_response
 from app.api.state import app_state
 from app.core.config import Settings
 from app.core.errors import (
     InstanceUnreachable,
     PayloadTooLarge,
-    RequestTimeout,
     ServiceError,
     Unauthorized,
 )
@@ -68,8 +67,6 @@ _DIGEST = re.compile(r"[0-9a-f]{64}")
 # a route reads it, so a forwarded body is held in memory on both sides; a larger upload goes to the owner
 # directly (413 here).
 MAX_FORWARDED_BODY = 64 * 1024
-# A client's body must arrive within this; a trickle would hold the forwarding otherwise.
-BODY_TIMEOUT = 10.0
 
 # Hop-by-hop headers (RFC 9110 §7.6.1) and the ones httpx and the server set themselves.
 _HOP_BY_HOP = frozenset(
@@ -239,25 +236,14 @@ class Forwarder:
 
 async def _client_body(request: Request) -> bytes:
     """The client's body, to send on; refused as soon as it is known to be too large or too slow."""
-    too_large = PayloadTooLarge(
-        f"a body for a session of another instance is sent on up to {MAX_FORWARDED_BODY} bytes; "
-        "send a larger one to the instance that owns the session"
+    return await read_bounded(
+        request,
+        MAX_FORWARDED_BODY,
+        PayloadTooLarge(
+            f"a body for a session of another instance is sent on up to {MAX_FORWARDED_BODY} bytes; "
+            "send a larger one to the instance that owns the session"
+        ),
     )
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_FORWARDED_BODY:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(BODY_TIMEOUT):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_FORWARDED_BODY:
-                    raise too_large
-                chunks.append(chunk)
-    except TimeoutError:
-        raise RequestTimeout(f"the body did not arrive within {BODY_TIMEOUT:g} s") from None
-    return b"".join(chunks)
 
 
 async def _peer_body(connection: HTTPConnection) -> bytes:
