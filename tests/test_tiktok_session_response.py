@@ -101,6 +101,7 @@ def test_session_info_fields() -> None:
         "idle_expires_at": None,
         "login": {"state": "logged_in", "method": "account_api", "elapsed_ms": 412, "verified_at": None},
         "mode": "read",
+        "account": None,
         "cdp_url": None,
         "view_url": None,
     }
