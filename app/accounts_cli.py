@@ -93,10 +93,17 @@ def create(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _existing(settings: Settings, name: str) -> UserDataLayout | None:
+    layout = UserDataLayout(settings.USER_DATA_DIR, name)
+    if layout.account_dir.is_dir():
+        return layout
+    print(f"error: no account named {name}", file=sys.stderr)
+    return None
+
+
 def set_account(settings: Settings, args: argparse.Namespace) -> int:
-    layout = UserDataLayout(settings.USER_DATA_DIR, args.name)
-    if not layout.account_dir.is_dir():
-        print(f"error: no account named {args.name}", file=sys.stderr)
+    layout = _existing(settings, args.name)
+    if layout is None:
         return EXIT_FAILED
     proxy = "" if args.no_proxy else _checked_proxy(args.proxy)
     identity = asyncio.run(
@@ -109,9 +116,8 @@ def set_account(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def rotate_identity(settings: Settings, args: argparse.Namespace) -> int:
-    layout = UserDataLayout(settings.USER_DATA_DIR, args.name)
-    if not layout.account_dir.is_dir():
-        print(f"error: no account named {args.name}", file=sys.stderr)
+    layout = _existing(settings, args.name)
+    if layout is None:
         return EXIT_FAILED
     identity = asyncio.run(accounts.change_identity(layout, _sample_once(), rotate=True))
     print(f"Account {args.name} has a new device: {_describe(identity)}.")
