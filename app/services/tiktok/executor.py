@@ -13,14 +13,13 @@ from urllib.parse import urlsplit
 
 from scrapling.fetchers import AsyncStealthySession
 
-from app.core.config import DetectionSettings
 from app.services.common.browser import BrowserOptions, browser_environment, browser_pids_using
 from app.services.common.driver import DRIVER_LOST, SharedDriver
 from app.services.common.egress import EgressGate, EgressPolicy, EgressTally
 from app.services.common.executor import AbstractBrowsingExecutor
 from app.services.common.fingerprint import BrowserIdentity
 from app.services.common.sandbox import SOCKS_PORT, Sandbox, SessionBox
-from app.services.tiktok.login.login_detection import DetectionResult, LoginDetector
+from app.services.tiktok.login.login_detection import DetectionResult, LoginProver
 
 BROWSER_EXIT_TIMEOUT = 1.0  # seconds for SIGKILLed browser processes to be gone
 
@@ -92,6 +91,7 @@ class TiktokExecutor(AbstractBrowsingExecutor):
         # Chromium's process group (Playwright starts the browser as a group leader): every process
         # of this browser, including one whose main thread has already exited.
         self._browser_group: int | None = None
+        self._group_search: asyncio.Task[None] | None = None
 
     def _stealth_session(self) -> AsyncStealthySession:
         """Scrapling's stealth session for this browser, configured but never started.
@@ -144,16 +144,22 @@ class TiktokExecutor(AbstractBrowsingExecutor):
         self._launched = await self._driver.launch_persistent_context(
             launch, on_lost=lambda: self._ended(DRIVER_LOST)
         )
-        pids = await asyncio.to_thread(browser_pids_using, self.profile_dir)
-        with contextlib.suppress(ProcessLookupError, IndexError):
-            self._browser_group = os.getpgid(pids[0])
+        # Only a lost driver needs the group (in `_release`): found off the start's critical path.
+        self._group_search = asyncio.get_running_loop().create_task(self._find_browser_group())
         context = await stealth._initialize_context(stealth._config, self._launched)
         await context.add_init_script(script=self.identity.init_script())
         if self.box is not None:
             await _download_into(context, self.box.browser_path(self.box.downloads))
         return context
 
+    async def _find_browser_group(self) -> None:
+        pids = await asyncio.to_thread(browser_pids_using, self.profile_dir)
+        with contextlib.suppress(ProcessLookupError, IndexError):
+            self._browser_group = os.getpgid(pids[0])
+
     async def _release(self) -> None:
+        if self._group_search is not None:
+            await asyncio.gather(self._group_search, return_exceptions=True)
         context, self._launched = self._launched, None
         try:
             if context is not None:
@@ -171,8 +177,11 @@ class TiktokExecutor(AbstractBrowsingExecutor):
         """Sandboxed: why the egress gate last failed to connect (the browser sees only SOCKS failures)."""
         return self._gate.last_failure if self._gate is not None else None
 
-    async def detect_login(self, knobs: DetectionSettings, start_url: str, timeout: float) -> DetectionResult:
-        return await LoginDetector(self.context, self.page, knobs, start_url, timeout).run()
+    async def detect_login(self, prover: LoginProver) -> DetectionResult:
+        return await prover.prove(self.context, self.page)
+
+    async def reprove_login(self, prover: LoginProver) -> DetectionResult:
+        return await prover.reprove(self.context, self.page)
 
 
 async def _download_into(context: Any, path: str) -> None:

@@ -33,7 +33,7 @@ from app.services.common.profile_lock import HeldLock
 from app.services.common.user_data import UserDataLayout, clone_master
 from app.services.tiktok.accounts import Account, AccountBook
 from app.services.tiktok.browser_factory import BrowserFactory
-from app.services.tiktok.login.login_detection import DetectionResult, check_stored_cookies, reprove
+from app.services.tiktok.login.login_detection import DetectionResult, LoginProver, check_stored_cookies
 from app.services.tiktok.session import EndReason, LiveSession, SessionPurpose
 
 logger = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ class SessionOpener:
         self.metrics = metrics
         self.cluster = cluster
         self.write_mode = settings.WRITE_MODE if write_mode is None else write_mode
+        self.prover = LoginProver(settings.detection, settings.TIKTOK_URL, settings.LOGIN_DETECTION_TIMEOUT)
 
     async def open(self, account: Account) -> LiveSession:
         """Clone (or lock), launch and prove a session of `account`; on any failure nothing is left."""
@@ -160,14 +161,7 @@ class SessionOpener:
         """The in-page account lookup again, on a live session's page (the warm pool's re-check)."""
         executor = session.executor
         assert executor is not None
-        settings = self.settings
-        return await reprove(
-            executor.context,
-            executor.page,
-            settings.detection,
-            settings.TIKTOK_URL,
-            settings.LOGIN_DETECTION_TIMEOUT,
-        )
+        return await executor.reprove_login(self.prover)
 
     async def _hold_profile(self, session: LiveSession, account: Account) -> Path:
         """The profile the session's browser runs on: a fresh clone, or (write mode) the master itself."""
@@ -236,9 +230,7 @@ class SessionOpener:
                     )
                     raise BrowserLaunchFailed("Chromium failed to start; see the service log") from None
                 phases["launch"], mark = _ms_since(mark), time.perf_counter()
-                session.login = await executor.detect_login(
-                    settings.detection, settings.TIKTOK_URL, settings.LOGIN_DETECTION_TIMEOUT
-                )
+                session.login = await executor.detect_login(self.prover)
                 phases["detect"] = _ms_since(mark)
         except TimeoutError:
             raise SessionStartTimeout(

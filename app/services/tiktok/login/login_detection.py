@@ -107,20 +107,73 @@ class _PageVisit:
     committed: asyncio.Event = field(default_factory=asyncio.Event)
     document_status: int | None = None
     navigation_error: str | None = None
+    # A wall check found the page clear after its load handlers had run: looking again finds the same.
+    clear_after_load: bool = False
+
+
+@dataclass(frozen=True)
+class LoginProver:
+    """What proving a login needs to know about the site, worked out once: used by a cold start's
+    detection and by the warm pool's re-proof alike."""
+
+    knobs: DetectionSettings
+    start_url: str
+    timeout: float  # LOGIN_DETECTION_TIMEOUT, seconds
+
+    @property
+    def origin(self) -> str:
+        parts = urlsplit(self.start_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def account_info_url(self) -> str:
+        return urljoin(self.start_url, self.knobs.ACCOUNT_INFO_PATH)
+
+    async def prove(self, context: Any, page: Any) -> DetectionResult:
+        """Load TikTok on `page` and decide who, if anyone, is logged in."""
+        return await LoginDetector(self, context, page).run()
+
+    async def reprove(self, context: Any, page: Any) -> DetectionResult:
+        """Prove again, on the page as it stands (a warm session's), that it is still logged in.
+
+        No navigation: the same signals are read from the loaded page, and the account lookup makes the
+        network round trip that tells a server-side logout. Whatever `decide()` cannot call logged in
+        fails.
+        """
+        started = time.monotonic()
+        deadline = started + self.timeout
+        knobs = self.knobs
+        signals: list[Signal] = [await probe.collect_cookies(context, self.origin, knobs)]
+        if decide(signals).state is not LoginState.LOGGED_OUT:
+            observed = await asyncio.gather(
+                probe.fetch_account_info(page, self.account_info_url, self.origin, deadline),
+                probe.read_rehydration_block(page, deadline),
+                probe.probe_walls(page, knobs, None, deadline),
+            )
+            signals += [signal for signal in observed if signal is not None]
+            signals.append(read.read_redirect(page.url, knobs.LOGIN_PATH))
+        decision = decide(signals)
+        state = decision.state if decision.conclusive else LoginState.UNCERTAIN
+        return DetectionResult(
+            state=state,
+            method=decision.method,
+            elapsed_ms=int((time.monotonic() - started) * 1000),
+            signals=tuple(signals),
+            page_loaded=True,
+        )
 
 
 class LoginDetector:
     """Runs the collectors on one page of one browser context and returns a `DetectionResult`."""
 
-    def __init__(self, context: Any, page: Any, knobs: DetectionSettings, start_url: str, timeout: float):
+    def __init__(self, prover: LoginProver, context: Any, page: Any):
         self._context = context
         self._page = page
-        self._knobs = knobs
-        self._start_url = start_url
-        parts = urlsplit(start_url)
-        self._origin = f"{parts.scheme}://{parts.netloc}"
-        self._account_info_url = urljoin(start_url, knobs.ACCOUNT_INFO_PATH)
-        self._timeout = timeout
+        self._knobs = prover.knobs
+        self._start_url = prover.start_url
+        self._origin = prover.origin
+        self._account_info_url = prover.account_info_url
+        self._timeout = prover.timeout
         self._signals: list[Signal] = []
         self._inbox: asyncio.Queue[Signal] = asyncio.Queue()
         self._visit = _PageVisit()
@@ -208,8 +261,10 @@ class LoginDetector:
         """TikTok's captcha is drawn by script while the page loads, after the first wall check.
 
         So before answering, let the page finish loading (as a plain `goto` would), within a bounded
-        share of the budget, and look for walls once more.
+        share of the budget, and look for walls once more, unless the last look was already after load.
         """
+        if self._visit.clear_after_load:
+            return decision
         load_deadline = min(deadline, time.monotonic() + self._timeout * CONFIRM_LOAD_SHARE)
         with contextlib.suppress(Exception):
             await self._page.wait_for_load_state("load", timeout=probe.remaining_ms(load_deadline))
@@ -277,8 +332,13 @@ class LoginDetector:
     async def _collect_walls(self, deadline: float) -> Signal | None:
         if not await self._until_dom_ready(deadline):
             return None
-        signal = await probe.probe_walls(self._page, self._knobs, self._visit.document_status, deadline)
-        if signal is None or signal.evidence != "empty page":
+        visit = self._visit
+        check = await probe.check_walls(self._page, self._knobs, visit.document_status, deadline)
+        if check is None:
+            return None
+        signal = check.signal
+        if signal.evidence != "empty page":
+            visit.clear_after_load = check.after_load and signal.verdict is not Verdict.WALL
             return signal
         # Single-page apps fill the body from script: only a body still empty once loaded is a wall.
         with contextlib.suppress(Exception):
@@ -322,36 +382,3 @@ class LoginDetector:
         signal = read.read_account_info(response.status, body)
         if signal.verdict is not Verdict.NONE:
             self._inbox.put_nowait(signal)
-
-
-async def reprove(
-    context: Any, page: Any, knobs: DetectionSettings, start_url: str, timeout: float
-) -> DetectionResult:
-    """Prove again, on the page as it stands (a warm session's), that it is still logged in.
-
-    No navigation: the same signals are read from the loaded page, and the account lookup makes the
-    network round trip that tells a server-side logout. Whatever `decide()` cannot call logged in fails.
-    """
-    started = time.monotonic()
-    deadline = started + timeout
-    parts = urlsplit(start_url)
-    origin = f"{parts.scheme}://{parts.netloc}"
-    account_info_url = urljoin(start_url, knobs.ACCOUNT_INFO_PATH)
-    signals: list[Signal] = [await probe.collect_cookies(context, origin, knobs)]
-    if decide(signals).state is not LoginState.LOGGED_OUT:
-        observed = await asyncio.gather(
-            probe.fetch_account_info(page, account_info_url, origin, deadline),
-            probe.read_rehydration_block(page, deadline),
-            probe.probe_walls(page, knobs, None, deadline),
-        )
-        signals += [signal for signal in observed if signal is not None]
-        signals.append(read.read_redirect(page.url, knobs.LOGIN_PATH))
-    decision = decide(signals)
-    state = decision.state if decision.conclusive else LoginState.UNCERTAIN
-    return DetectionResult(
-        state=state,
-        method=decision.method,
-        elapsed_ms=int((time.monotonic() - started) * 1000),
-        signals=tuple(signals),
-        page_loaded=True,
-    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,9 +54,31 @@ _SELECTOR_HITS_JS = """
   if (bodyText.length < 1500) notices.push(bodyText);
   const lowered = notices.map((text) => text.toLowerCase());
   result.banText = banTexts.filter((phrase) => lowered.some((text) => text.includes(phrase.toLowerCase())));
+  // 'complete' is set in the same task that runs the load handlers: whatever they draw is in the DOM now.
+  result.complete = document.readyState === 'complete';
   return result;
 }
 """
+
+# Waits inside the isolated world. Playwright's own `wait_for_selector` would first compile its injected
+# selector engine into a fresh world: ~35 ms of a 2-core machine, on the critical path of every cold start.
+_WAIT_FOR_ANY_JS = """
+({selectors, timeoutMs}) => new Promise((resolve) => {
+  const present = () => selectors.some((selector) => {
+    try { return document.querySelector(selector) !== null; } catch (error) { return false; }
+  });
+  if (present()) { resolve(true); return; }
+  const observer = new MutationObserver(() => {
+    if (present()) { observer.disconnect(); clearTimeout(timer); resolve(true); }
+  });
+  observer.observe(document, {childList: true, subtree: true, attributes: true});
+  const timer = setTimeout(() => { observer.disconnect(); resolve(false); }, timeoutMs);
+})
+"""
+
+
+HEADER_ANSWER_MARGIN_MS = 50.0
+HEADER_DOCUMENTS = 3  # client-side redirects followed while waiting for the header
 
 
 def remaining_ms(deadline: float) -> float:
@@ -97,9 +120,23 @@ async def read_rehydration_block(page: Any, deadline: float) -> Signal | None:
     return read.read_rehydration(text)
 
 
+@dataclass(frozen=True)
+class WallCheck:
+    signal: Signal
+    # The document had finished loading (its load handlers had run) when it was looked at.
+    after_load: bool
+
+
 async def probe_walls(
     page: Any, knobs: DetectionSettings, document_status: int | None, deadline: float
 ) -> Signal | None:
+    check = await check_walls(page, knobs, document_status, deadline)
+    return check.signal if check is not None else None
+
+
+async def check_walls(
+    page: Any, knobs: DetectionSettings, document_status: int | None, deadline: float
+) -> WallCheck | None:
     groups = {"captcha": list(knobs.CAPTCHA_SELECTORS), "ban": list(knobs.BAN_SELECTORS)}
     argument = {"groups": groups, "banTexts": list(knobs.BAN_TEXTS)}
     try:
@@ -113,16 +150,31 @@ async def probe_walls(
         if any(host in urlsplit(frame.url).netloc for host in knobs.CAPTCHA_FRAME_HOSTS)
     ]
     ban = list(hits["ban"]) + list(hits["banText"])
-    return read.read_walls(document_status, captcha, ban, bool(hits["empty"]))
+    signal = read.read_walls(document_status, captcha, ban, bool(hits["empty"]))
+    return WallCheck(signal, after_load=bool(hits["complete"]))
 
 
 async def wait_for_header(page: Any, knobs: DetectionSettings, deadline: float) -> Signal:
     """The header renders late: wait for any of its elements until `deadline`, then read both states."""
-    union = ", ".join(knobs.LOGGED_IN_SELECTORS + knobs.LOGGED_OUT_SELECTORS)
+    selectors = list(knobs.LOGGED_IN_SELECTORS + knobs.LOGGED_OUT_SELECTORS)
     groups = {"in": list(knobs.LOGGED_IN_SELECTORS), "out": list(knobs.LOGGED_OUT_SELECTORS)}
-    try:
-        await page.wait_for_selector(union, state="attached", timeout=remaining_ms(deadline))
-        hits = await evaluate(page, _SELECTOR_HITS_JS, {"groups": groups, "banTexts": []}, deadline)
-    except Exception:  # noqa: BLE001 - the header never rendered in time
-        return read.read_header([], [])
-    return read.read_header(list(hits["in"]), list(hits["out"]))
+    for _document in range(HEADER_DOCUMENTS):
+        # The page-side timer ends the wait a little before the deadline, so the answer still gets back.
+        page_wait_ms = max(0.0, remaining_ms(deadline) - HEADER_ANSWER_MARGIN_MS)
+        waiting = {"selectors": selectors, "timeoutMs": page_wait_ms}
+        try:
+            if not await evaluate(page, _WAIT_FOR_ANY_JS, waiting, deadline):
+                break
+            hits = await evaluate(page, _SELECTOR_HITS_JS, {"groups": groups, "banTexts": []}, deadline)
+            return read.read_header(list(hits["in"]), list(hits["out"]))
+        except (
+            Exception
+        ):  # noqa: BLE001 - the document went away (a client-side redirect) or the deadline hit
+            if page.is_closed() or time.monotonic() >= deadline:
+                break
+        # Wait on the document that replaced it, as Playwright's own selector wait would.
+        try:
+            await page.wait_for_load_state("domcontentloaded", timeout=remaining_ms(deadline))
+        except Exception:  # noqa: BLE001
+            break
+    return read.read_header([], [])
