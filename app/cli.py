@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from app import accounts_cli
@@ -27,6 +28,7 @@ from app.services.common.user_data import DEFAULT_ACCOUNT, UserDataLayout, is_ac
 from app.services.tiktok import profile
 from app.services.tiktok.cookie_export import FORMATS, render_cookies
 from app.services.tiktok.cookie_import import CookieFileError, DomainMap, parse_domain_map
+from app.services.tiktok.login.cookie_rules import has_live_session_cookie
 from app.services.tiktok.login.login_signals import LoginState
 
 EXIT_OK = 0
@@ -178,8 +180,8 @@ def _import_cookies(settings: Settings, args: argparse.Namespace) -> int:
 
 def _export_cookies(settings: Settings, args: argparse.Namespace) -> int:
     cookies = asyncio.run(profile.export_cookies(settings, args.account))
-    names = {cookie["name"] for cookie in cookies if cookie["value"]}
-    if not names & set(settings.detection.SESSION_COOKIES):
+    # The same test the import applies: an expired session cookie counts as none.
+    if not has_live_session_cookie(cookies, settings.detection.SESSION_COOKIES, time.time()):
         print(
             f"warning: the master has no TikTok session cookie for {settings.tiktok_host}; "
             "importing this export will be refused",

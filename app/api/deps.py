@@ -186,17 +186,10 @@ def access_with(needed: Scope) -> Callable[..., Awaitable[Access]]:
 
 def session_with(needed: Scope) -> Callable[..., Awaitable[LiveSession]]:
     """A dependency: the session in the path, for a caller allowed `needed` on it."""
-    access_to = access_with(needed)
 
-    async def dependency(
-        session_id: str,
-        connection: HTTPConnection,
-        sessions: Sessions,
-        header_key: HeaderKey,
-        cookie_key: CookieKey,
-        token: SessionTokenParam,
-    ) -> LiveSession:
-        access = await access_to(session_id, connection, sessions, header_key, cookie_key, token)
+    # `Depends` as the default, not in `Annotated`: this module's annotations are strings (the
+    # `__future__` import), resolved in its globals, where a dependency made here has no name.
+    async def dependency(access: Access = Depends(access_with(needed))) -> LiveSession:
         assert isinstance(access.session, LiveSession), "access_with forwards another instance's session"
         return access.session
 

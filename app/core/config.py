@@ -10,12 +10,27 @@ from __future__ import annotations
 import socket
 import sys
 import tempfile
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    AnyUrl,
+    BeforeValidator,
+    Field,
+    RedisDsn,
+    SecretStr,
+    TypeAdapter,
+    UrlConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
@@ -72,24 +87,94 @@ class DetectionSettings(BaseSettings):
     LOGIN_PATH: str = "/login"
 
 
+def checked_as(url_type: Any, form: str) -> Callable[[Any], Any]:
+    """A validator that accepts what pydantic's `url_type` accepts and returns the text as written.
+
+    The text, not the URL object: the object's normal form differs from what the rest of the service
+    reads (`http://host:1` gains a slash, a raw `@` in a password becomes `%40`, a default port goes),
+    and a changed PROXY or TIKTOK_URL would show in logs and in what the browser is given. The refusal
+    names the accepted `form` and pydantic's reason, never the value: a proxy's or Redis's URL holds a
+    password.
+    """
+    adapter = TypeAdapter(url_type)
+
+    def check(value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        try:
+            url = adapter.validate_python(text)
+        except ValidationError as error:
+            problem = error.errors(include_url=False, include_input=False)[0]
+            reason = (problem.get("ctx") or {}).get("error") or problem["msg"]
+            raise PydanticCustomError(
+                "url_form", "{form} ({reason})", {"form": form, "reason": reason}
+            ) from None
+        # The WHATWG parser also takes `http:host`; urlsplit, which every user of these reads them with,
+        # finds no host there.
+        if not text.lower().startswith(f"{url.scheme}://"):
+            raise PydanticCustomError("url_form", "{form}", {"form": form})
+        return value
+
+    return check
+
+
+def _with_trailing_slash(url: str) -> str:
+    # TIKTOK_URL is the base that paths (LOGIN_PATH...) are joined onto with urljoin.
+    return url if url.endswith("/") else url + "/"
+
+
+def _without_trailing_slash(url: str) -> str:
+    # Base URLs that paths are appended to with a slash of their own.
+    return url.rstrip("/")
+
+
+ProxyUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["http", "https", "socks5"], host_required=True)]
+# redis-py also reads unix:// (a socket path); RedisDsn alone knows only redis and rediss.
+RedisUrl = Annotated[RedisDsn, UrlConstraints(allowed_schemes=["redis", "rediss", "unix"])]
+
+_check_proxy = checked_as(
+    ProxyUrl, "must look like scheme://user:pass@host:port, scheme http, https or socks5"
+)
+TiktokUrl = Annotated[
+    str,
+    AfterValidator(checked_as(AnyHttpUrl, "must be an http(s) URL such as https://www.tiktok.com/")),
+    AfterValidator(_with_trailing_slash),
+]
+PublicUrl = Annotated[
+    str,
+    AfterValidator(
+        checked_as(
+            AnyHttpUrl, "must be the http(s) base URL clients use, such as https://sessions.example.com"
+        )
+    ),
+    AfterValidator(_without_trailing_slash),
+]
+InstanceUrl = Annotated[
+    str,
+    AfterValidator(checked_as(AnyHttpUrl, "must be the http(s) base URL other instances reach this one at")),
+    AfterValidator(_without_trailing_slash),
+]
+SecretProxyUrl = Annotated[SecretStr, BeforeValidator(_check_proxy)]
+SecretRedisUrl = Annotated[
+    SecretStr, BeforeValidator(checked_as(RedisUrl, "must look like redis://[:password@]host:port/db"))
+]
+
+
 def check_proxy_url(url: str) -> None:
     """ValueError unless `url` is a usable proxy URL (also for an account's own proxy)."""
-    parts = urlsplit(url)
     try:
-        parts.port  # noqa: B018 - urlsplit only checks the port range when it is read
-    except ValueError:
-        raise ValueError("has an invalid port; use scheme://user:pass@host:port") from None
-    if parts.scheme not in ("http", "https", "socks5") or not parts.hostname:
-        raise ValueError("must look like scheme://user:pass@host:port (http, https or socks5)")
+        _check_proxy(url)
+    except PydanticCustomError as error:
+        raise ValueError(error.message()) from None
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(**_ENV)
+    # The value refused is left out of an error's text: PROXY and REDIS_URL carry passwords.
+    model_config = SettingsConfigDict(hide_input_in_errors=True, **_ENV)
 
     API_KEYS: Annotated[list[SecretStr], NoDecode, BeforeValidator(_split_csv)] = []
     AUTH_DISABLED: bool = False
     USER_DATA_DIR: Path = Path("./user_data")
-    TIKTOK_URL: str = "https://www.tiktok.com/"
+    TIKTOK_URL: TiktokUrl = "https://www.tiktok.com/"
     BROWSER_EXECUTABLE: Path | None = None
     HEADLESS: bool = True
     LOGIN_DETECTION_TIMEOUT: PositiveSeconds = 8
@@ -98,19 +183,19 @@ class Settings(BaseSettings):
     MAX_SESSIONS: Annotated[int, Field(ge=1)] = 4
     WRITE_MODE: bool = False
     LOCK_TIMEOUT: Annotated[float, Field(ge=0)] = 30
-    PROXY: SecretStr | None = None
+    PROXY: SecretProxyUrl | None = None
     WARM_SESSIONS: Annotated[int, Field(ge=0)] = 0
     WARM_RECHECK_INTERVAL: PositiveSeconds = 20
     SESSION_IDLE_TIMEOUT: OptionalSeconds = 0
-    PUBLIC_URL: str | None = None
+    PUBLIC_URL: PublicUrl | None = None
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     LOG_FORMAT: Literal["console", "json"] = "console"
     HOST: str = "127.0.0.1"
     PORT: Annotated[int, Field(ge=1, le=65535)] = 5681
     # SPEC §10, more than one machine: REDIS_URL set → cluster mode.
-    REDIS_URL: SecretStr | None = None
+    REDIS_URL: SecretRedisUrl | None = None
     # Filled from HOST and PORT when unset (validate_default runs the validator on the default too).
-    INSTANCE_URL: str = Field(default="", validate_default=True)
+    INSTANCE_URL: InstanceUrl = Field(default="", validate_default=True)
     CLUSTER_MAX_SESSIONS: Annotated[int, Field(ge=1)] | None = None
     REGISTRY_TTL: Annotated[float, Field(ge=1)] = 15
     # SPEC §11, isolation: each browser in its own sandbox unless explicitly opted out.
@@ -125,46 +210,17 @@ class Settings(BaseSettings):
 
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
 
-    @field_validator("TIKTOK_URL")
-    @classmethod
-    def _http_origin(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL such as https://www.tiktok.com/")
-        return value if value.endswith("/") else value + "/"
-
-    @field_validator("PUBLIC_URL")
-    @classmethod
-    def _public_base(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be the http(s) base URL clients use, such as https://sessions.example.com")
-        return value.rstrip("/")
-
-    @field_validator("PROXY")
-    @classmethod
-    def _proxy_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value():
-            return None
-        check_proxy_url(value.get_secret_value())
-        return value
-
     @field_validator("REDIS_URL")
     @classmethod
-    def _redis_url(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        if value is None or not value.get_secret_value():
+    def _cluster_keys(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None:
             return None
-        parts = urlsplit(value.get_secret_value())
-        if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
-            raise ValueError("must look like redis://[:password@]host:port/db")
         if not info.data.get("API_KEYS") and not info.data.get("AUTH_DISABLED"):
             # A generated key is one instance's own: a client's key would work on that instance alone.
             raise ValueError("cluster mode needs API_KEYS, the same keys on every instance")
         return value
 
-    @field_validator("INSTANCE_URL")
+    @field_validator("INSTANCE_URL", mode="before")
     @classmethod
     def _instance_url(cls, value: str, info: ValidationInfo) -> str:
         if not value:
@@ -175,10 +231,7 @@ class Settings(BaseSettings):
             if ":" in host:
                 host = f"[{host}]"
             value = f"http://{host}:{info.data.get('PORT', 5681)}"
-        parts = urlsplit(value)
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be the http(s) base URL other instances reach this one at")
-        return value.rstrip("/")
+        return value
 
     @field_validator("SESSION_START_TIMEOUT")
     @classmethod

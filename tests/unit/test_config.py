@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.core.config import DetectionSettings, Settings, load_settings
+from app.core.config import DetectionSettings, Settings, check_proxy_url, load_settings
 from app.core.security import GENERATED_KEY_FILE, key_matches, load_or_create_keys
 
 
@@ -238,6 +238,76 @@ def test_proxy_with_credentials_is_accepted_and_secret() -> None:
 def test_empty_proxy_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROXY", "")
     assert settings().PROXY is None
+
+
+def test_url_settings_keep_the_text_as_written() -> None:
+    # pydantic's URL objects would read `http://127.0.0.1:812/`, `p%40ss` and `unix://localhost:6379/…`.
+    config = settings(
+        PROXY="http://agent:p@ss@127.0.0.1:812",
+        REDIS_URL="unix:///run/redis.sock",
+        API_KEYS=["k"],
+        PUBLIC_URL="https://Sessions.example.com:443/base/",
+    )
+    assert config.PROXY is not None and config.PROXY.get_secret_value() == "http://agent:p@ss@127.0.0.1:812"
+    assert config.REDIS_URL is not None and config.REDIS_URL.get_secret_value() == "unix:///run/redis.sock"
+    assert config.PUBLIC_URL == "https://Sessions.example.com:443/base"
+    assert (
+        settings(TIKTOK_URL="http://127.0.0.1:8123/some/page").TIKTOK_URL
+        == "http://127.0.0.1:8123/some/page/"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TIKTOK_URL", "http:www.tiktok.com"),  # a URL to the WHATWG parser, hostless to urlsplit
+        ("PROXY", "http:proxy.example:3128"),
+        ("REDIS_URL", "http://redis.example:6379/0"),
+        ("INSTANCE_URL", "ftp://peer.example"),
+    ],
+)
+def test_url_forms_the_service_cannot_read_are_refused(name: str, value: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        settings(**{name: value}, API_KEYS=["k"])
+    assert refused_variable(error) == {name}
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("ftp://agent:pr0xy-s3cret@proxy.example:21", "URL scheme should be"),
+        ("http://agent:pr0xy-s3cret@proxy.example:99999", "invalid port number"),
+        ("agent:pr0xy-s3cret@proxy.example:3128", "scheme"),
+    ],
+)
+def test_a_refused_proxy_names_the_form_and_never_the_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str, reason: str
+) -> None:
+    monkeypatch.setenv("PROXY", value)
+    with pytest.raises(ValidationError) as error:
+        settings()
+    assert "pr0xy-s3cret" not in str(error.value)
+    with pytest.raises(SystemExit):
+        load_settings()
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("configuration error: PROXY: must look like scheme://user:pass@host:port")
+    assert reason in line and "pr0xy-s3cret" not in line
+
+
+def test_a_refused_redis_url_never_shows_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://:r3dis-s3cret@redis.example:99999/0")
+    monkeypatch.setenv("API_KEYS", "k")
+    with pytest.raises(ValidationError) as error:
+        settings()
+    assert refused_variable(error) == {"REDIS_URL"}
+    assert "r3dis-s3cret" not in str(error.value) and "redis://[:password@]host:port/db" in str(error.value)
+
+
+def test_an_accounts_proxy_is_checked_like_proxy() -> None:
+    check_proxy_url("socks5://agent:pw@10.0.0.1:1080")
+    with pytest.raises(ValueError, match="must look like scheme://user:pass@host:port") as refused:
+        check_proxy_url("ftp://agent:pr0xy-s3cret@proxy.example:21")
+    assert "pr0xy-s3cret" not in str(refused.value)
 
 
 def test_dotenv_file_is_read(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from app.services.tiktok.login.cookie_rules import domain_matches, has_live_session_cookie
 from app.services.tiktok.login.cookie_store import read_cookie_rows, stored_cookie_signal
 from app.services.tiktok.login.login_signals import Verdict
 
@@ -55,3 +56,51 @@ def test_missing_database_means_no_cookies_and_garbage_means_no_answer(tmp_path:
     (tmp_path / "Default").mkdir()
     (tmp_path / "Default" / "Cookies").write_bytes(b"not a database at all" * 100)
     assert read_cookie_rows(tmp_path) is None
+
+
+# --- the rules shared with the cookie import --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cookie_domain", "host", "host_only", "sent"),
+    [
+        (".tiktok.com", "www.tiktok.com", False, True),  # a domain cookie reaches subdomains
+        ("tiktok.com", "www.tiktok.com", False, True),  # the leading dot is optional
+        (".tiktok.com", "tiktok.com", False, True),  # and the domain itself
+        (".tiktok.com", "a.b.tiktok.com", False, True),
+        ("tiktok.com", "www.tiktok.com", True, False),  # a host-only cookie reaches its host alone
+        ("www.tiktok.com", "www.tiktok.com", True, True),
+        (".tiktok.com", "eviltiktok.com", False, False),  # a look-alike is no subdomain
+        ("tiktok.com", "tiktok.com.evil.net", False, False),
+        ("www.tiktok.com", "tiktok.com", False, False),  # nor is the parent
+        (".TikTok.COM", "WWW.tiktok.com", False, True),  # case does not matter
+        ("127.0.0.1", "127.0.0.1", True, True),
+        (".0.0.1", "127.0.0.1", False, False),  # an IP address has no subdomains
+        ("127.0.0.1", "127.0.0.2", False, False),
+        ("::1", "::1", False, True),
+    ],
+)
+def test_domain_matches(cookie_domain: str, host: str, host_only: bool, sent: bool) -> None:
+    assert domain_matches(cookie_domain, host, host_only=host_only) is sent
+
+
+def _cookie(name: str, value: str = "v", **extra: object) -> dict[str, object]:
+    return {"name": name, "value": value, "domain": ".tiktok.com", **extra}
+
+
+@pytest.mark.parametrize(
+    ("cookies", "live"),
+    [
+        ([_cookie("sessionid", expires=NOW + 60)], True),
+        ([_cookie("sid_tt")], True),  # no expiry: lives as long as the browser
+        ([_cookie("sessionid_ss", expires=-1)], True),  # Playwright's way of saying the same
+        ([_cookie("sessionid", expires=NOW - 60)], False),
+        ([_cookie("sessionid", expires=NOW)], False),
+        ([_cookie("sessionid", expires=NOW - 60), _cookie("sid_tt", expires=NOW + 60)], True),
+        ([_cookie("sessionid", value="")], False),  # a cleared cookie
+        ([_cookie("ttwid"), _cookie("msToken")], False),
+        ([], False),
+    ],
+)
+def test_has_live_session_cookie(cookies: list[dict[str, object]], live: bool) -> None:
+    assert has_live_session_cookie(cookies, NAMES, NOW) is live

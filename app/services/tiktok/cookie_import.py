@@ -11,12 +11,18 @@ export made on tiktok.com loads for another host (a stand-in site, a regional do
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+from app.services.tiktok.login.cookie_rules import (
+    domain_matches,
+    has_live_session_cookie,
+    is_ip_address,
+    is_session_cookie,
+)
 
 # (FROM, TO), both lower-case and without a leading dot.
 DomainMap = tuple[str, str]
@@ -107,12 +113,9 @@ def _parse_netscape(text: str) -> list[dict[str, Any]]:
 
 def cookies_for_host(cookies: Iterable[dict[str, Any]], host: str) -> list[dict[str, Any]]:
     """The cookies a browser would send to `host` (domain cookies match subdomains)."""
-    selected = []
-    for cookie in cookies:
-        domain = cookie["domain"].lstrip(".").lower()
-        if host.lower() == domain or host.lower().endswith("." + domain):
-            selected.append(cookie)
-    return selected
+    # Every cookie counts as a domain cookie here: an export does not reliably mark one with a leading
+    # dot (cookies.txt says so in its own column, which the parser drops).
+    return [cookie for cookie in cookies if domain_matches(cookie["domain"], host)]
 
 
 def same_site_family(cookie_domain: str, host: str) -> bool:
@@ -120,32 +123,33 @@ def same_site_family(cookie_domain: str, host: str) -> bool:
     www.tiktok.com: also m.tiktok.com, .tiktok.com), or exactly the host when it is an address."""
     domain = cookie_domain.lstrip(".").lower()
     host = host.lower()
-    if _is_ip_address(host) or "." not in host:
+    if is_ip_address(host) or "." not in host:
         return domain == host
     site = ".".join(host.split(".")[-2:])
-    return domain == site or domain.endswith("." + site)
+    # The cookie's domain is the site or under it: where a cookie of the whole site is sent.
+    return domain_matches(site, domain)
 
 
 def require_session_cookie(
-    cookies: Iterable[dict[str, Any]], session_names: Iterable[str], host: str, now: float | None = None
+    cookies: Sequence[dict[str, Any]], session_names: Sequence[str], host: str, now: float | None = None
 ) -> None:
     """A file with a session cookie for `host` that has not expired; otherwise it says what is wrong."""
-    wanted = set(session_names)
-    session = [cookie for cookie in cookies if cookie.get("value") and cookie["name"] in wanted]
+    now = time.time() if now is None else now
+    if has_live_session_cookie(cookies, session_names, now):
+        return
+    session = [cookie for cookie in cookies if is_session_cookie(cookie, session_names)]
     if not session:
         raise CookieFileError(
             f"no TikTok session cookie ({', '.join(session_names)}) for {host} in the file: "
             "export the cookies while logged in to TikTok"
         )
-    now = time.time() if now is None else now
-    alive = [cookie for cookie in session if "expires" not in cookie or cookie["expires"] > now]
-    if not alive:
-        last = max(cookie["expires"] for cookie in session)
-        expired_on = datetime.fromtimestamp(last, UTC).strftime("%Y-%m-%d")
-        raise CookieFileError(
-            f"the file's TikTok session cookies ({', '.join(sorted({c['name'] for c in session}))}) all "
-            f"expired (the last on {expired_on}): log in to TikTok in your browser and export them again"
-        )
+    # Session cookies, none of them alive: every one has expired.
+    last = max(cookie["expires"] for cookie in session)
+    expired_on = datetime.fromtimestamp(last, UTC).strftime("%Y-%m-%d")
+    raise CookieFileError(
+        f"the file's TikTok session cookies ({', '.join(sorted({c['name'] for c in session}))}) all "
+        f"expired (the last on {expired_on}): log in to TikTok in your browser and export them again"
+    )
 
 
 def require_cookies_for_host(
@@ -172,7 +176,7 @@ def parse_domain_map(spec: str) -> DomainMap:
     for domain in (source, target):
         if any(character.isspace() or character in "/=" for character in domain):
             raise ValueError(f"{domain!r} is not a cookie domain (no scheme, path or spaces)")
-        if ":" in domain and not _is_ip_address(domain):
+        if ":" in domain and not is_ip_address(domain):
             raise ValueError(f"{domain!r} has a port; cookie domains have none (use the bare host)")
     return source, target
 
@@ -198,15 +202,7 @@ def _mapped_domain(domain: str, mapping: Sequence[DomainMap]) -> str:
             prefix = bare[: -len(source)]
         else:
             continue
-        if _is_ip_address(target):
+        if is_ip_address(target):
             return target
         return ("." if domain.startswith(".") else "") + prefix + target
     return domain
-
-
-def _is_ip_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True

@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
+from app.services.tiktok.login.cookie_rules import domain_matches
 from app.services.tiktok.login.login_signals import Signal, Source, Verdict
 
 # Chromium stores times as microseconds since 1601-01-01.
@@ -37,13 +38,6 @@ def read_cookie_rows(profile_dir: Path) -> list[tuple[str, str, int, int]] | Non
     return None
 
 
-def _host_matches(host_key: str, host: str) -> bool:
-    if host_key.startswith("."):
-        domain = host_key[1:]
-        return host == domain or host.endswith("." + domain)
-    return host == host_key
-
-
 def stored_cookie_signal(
     rows: Iterable[tuple[str, str, int, int]] | None, host: str, session_names: Iterable[str], now: float
 ) -> Signal:
@@ -52,7 +46,8 @@ def stored_cookie_signal(
         return Signal(Source.COOKIES, Verdict.NONE, "cookie store unreadable")
     wanted = set(session_names)
     for host_key, name, has_expires, expires_utc in rows:
-        if name not in wanted or not _host_matches(host_key, host):
+        # Chromium marks a domain cookie by the leading dot of its host_key; without one it is host-only.
+        if name not in wanted or not domain_matches(host_key, host, host_only=not host_key.startswith(".")):
             continue
         if has_expires and expires_utc / 1_000_000 - _WINDOWS_EPOCH_OFFSET_S <= now:
             continue
