@@ -9,6 +9,8 @@ from pathlib import Path
 
 import patchright
 
+from tests.support.processes import parent_of
+
 # Patchright's Node driver: `…/patchright/driver/node …/patchright/driver/package/cli.js run-driver`.
 # The bench's own yardstick runs plain Playwright, whose driver says `run-driver` too but lives elsewhere.
 PATCHRIGHT_DRIVER = str(Path(patchright.__file__).parent / "driver")
@@ -49,13 +51,6 @@ def smaps(pid: int) -> dict[str, int] | None:
         "anon": fields.get("Anonymous", 0),
         "uss": fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0),
     }
-
-
-def parent_of(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 def arguments(pid: int) -> list[str]:

@@ -8,59 +8,35 @@ import json
 import time
 from typing import Any
 
-from playwright.async_api import Browser, Playwright
+from playwright.async_api import Browser, Page, Playwright
 from websockets.asyncio.client import ClientConnection, connect
 
-# A tall page of random RGB noise that PNG cannot compress: a full-page screenshot of 1280 x 2400
-# pixels is about 9 MB (3 bytes a pixel), as a base64 CDP message of about 12 MB.
-NOISE_HTML = """<!doctype html><title>noise</title>
-<style>body { margin: 0 } canvas { display: block }</style>
-<script>
-window.drawn = false;
-addEventListener("load", () => {
-  for (let n = 0; n < 6; n++) {
-    const canvas = document.createElement("canvas");
-    canvas.width = 1280; canvas.height = 400;
-    document.body.appendChild(canvas);
-    const context = canvas.getContext("2d");
-    const image = context.createImageData(canvas.width, canvas.height);
-    const pixels = new Uint32Array(image.data.buffer);
-    for (let i = 0; i < pixels.length; i++) pixels[i] = (Math.random() * 0x1000000) | 0xff000000;
-    context.putImageData(image, 0, 0);
-  }
-  window.drawn = true;
-});
-</script>"""
+from tests.support import playwright_client
+from tests.support.playwright_client import NOISE_PAGE
+
 # A browser-initiated navigation may open a data: URL; its URL then tells the noise page from the others.
-NOISE_URL = "data:text/html;base64," + base64.b64encode(NOISE_HTML.encode()).decode()
+NOISE_URL = "data:text/html;base64," + base64.b64encode(NOISE_PAGE.encode()).decode()
 MIN_SCREENSHOT_BYTES = 5_000_000
 
 
 async def open_noise_page(playwright: Playwright, endpoint: str) -> None:
     """Once, before the runs: a page in the browser's default context that stays open for all of them."""
-    browser = await playwright.chromium.connect_over_cdp(endpoint)
+    browser, _ = await playwright_client.connect(playwright, endpoint)
     try:
-        page = await browser.contexts[0].new_page()
-        await page.goto(NOISE_URL)
-        await page.wait_for_function("window.drawn === true")
+        await playwright_client.open_drawn(browser.contexts[0], NOISE_URL)
     finally:
         await browser.close()  # over CDP this only disconnects; the browser and the page stay
 
 
-def noise_page(browser: Browser) -> Any:
+def noise_page(browser: Browser) -> Page:
     return next(page for page in browser.contexts[0].pages if page.url.startswith("data:text/html"))
 
 
 async def attach_and_screenshot(playwright: Playwright, endpoint: str) -> tuple[float, float, int]:
     """(attach ms, full-page screenshot ms, PNG bytes) for one fresh connection to `endpoint`."""
-    started = time.perf_counter()
-    browser = await playwright.chromium.connect_over_cdp(endpoint)
-    attach_ms = (time.perf_counter() - started) * 1000
+    browser, attach_ms = await playwright_client.connect(playwright, endpoint)
     try:
-        page = noise_page(browser)
-        started = time.perf_counter()
-        png = await page.screenshot(full_page=True, type="png")
-        shot_ms = (time.perf_counter() - started) * 1000
+        png, shot_ms = await playwright_client.full_page_screenshot(noise_page(browser))
     finally:
         await browser.close()
     return attach_ms, shot_ms, len(png)

@@ -18,8 +18,9 @@ import time
 import httpx
 from playwright.sync_api import sync_playwright
 
-from tests.fakes.profiles import export_cookies_txt
-from tests.fakes.server import REPO_ROOT, StandinServer, free_port
+from tests.support import REPO_ROOT, free_port
+from tests.support.profiles import export_cookies_txt
+from tests.support.standin.server import StandinServer
 
 DEMO_DIR = REPO_ROOT / ".demo"
 DEMO_KEY = "demo-key-change-me"

@@ -19,8 +19,9 @@ import httpx
 import redis
 
 from scripts.demo import DEMO_KEY, drive, show, step, wait_for_health
-from tests.fakes.profiles import export_cookies_txt
-from tests.fakes.server import REPO_ROOT, StandinServer, free_port
+from tests.support import REPO_ROOT, free_port
+from tests.support.profiles import export_cookies_txt
+from tests.support.standin.server import StandinServer
 
 DEMO_DIR = REPO_ROOT / ".demo" / "cluster"
 

@@ -51,9 +51,9 @@ from typing import Any
 import websockets
 
 from bench import processes
-from tests.fakes.profiles import build_master_profile
-from tests.fakes.server import StandinServer
-from tests.service_harness import RunningService, browsers_under, running_service
+from tests.support.harness import RunningService, browsers_under, running_service
+from tests.support.profiles import build_master_profile
+from tests.support.standin.server import STANDIN_MODULE, StandinServer
 
 SOAK_MINUTES = float(os.environ.get("SOAK_MINUTES", "30"))
 SAMPLE_SECONDS = float(os.environ.get("SOAK_SAMPLE_SECONDS", "15"))
@@ -68,7 +68,6 @@ CDP_TIMEOUT = 30.0  # seconds for one DevTools command
 SETTLE_SECONDS = 10.0  # at the end, how long what a last session started may take to go away
 EXPRESSIONS = ("1 + 1", "document.title", "location.href", "navigator.userAgent")
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "soak.json"
-STANDIN_MODULE = "tests.fakes.tiktok_site"  # the stand-in site: a child of this process, not the service
 MIB = 1024.0
 
 
@@ -97,6 +96,7 @@ class TreeReading:
 
 
 def standin_pids() -> list[int]:
+    """The stand-in site's processes: children of this process, not of the service."""
     return [pid for pid in processes.descendants([os.getpid()]) if STANDIN_MODULE in processes.arguments(pid)]
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio
 
-from tests.fakes.profiles import CHROMIUM_PATH, build_master_profile
-from tests.fakes.server import StandinServer
-from tests.redis_server import RedisServer
+from tests.support.profiles import CHROMIUM_PATH, build_master_profile
+from tests.support.redis_server import RedisServer
+from tests.support.standin.server import StandinServer
 
 # sid_guard of the "expired_guard" profile: a 1 h session issued a day ago, cookie still in the browser.
 EXPIRED_GUARD_MAX_AGE = 3600

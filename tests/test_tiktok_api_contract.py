@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from app.api import bodies
-from tests.fakes.server import StandinServer
-from tests.service_harness import API_KEY, assert_error, running_service
+from tests.support.harness import API_KEY, assert_error, running_service
+from tests.support.standin.server import StandinServer
 
 
 @pytest.fixture

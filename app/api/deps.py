@@ -117,7 +117,11 @@ async def authorize(
     key_ok = has_api_key(connection, header_key, cookie_key)
     if not key_ok and not token:
         raise Unauthorized("send an API key, or this session's token as ?token=")
-    session = await sessions.find_anywhere(session_id, here_only=await forwarding.from_peer(connection))
+    session: LiveSession | SessionRecord | None
+    try:
+        session = await sessions.locate(session_id, here_only=await forwarding.from_peer(connection))
+    except SessionNotFound:
+        session = None  # answered below, after the token check
     scope = Scope.CONTROL if key_ok else None
     if scope is None and session is not None:
         scope = session.scope_of(token)

@@ -232,8 +232,8 @@ async def get_session(session: AnySession, request: Request) -> SessionInfoRespo
     responses=openapi_errors(Unauthorized, RegistryUnavailable),
 )
 async def list_sessions(sessions: Sessions, request: Request) -> SessionListResponse:
-    everywhere = await sessions.everywhere()
-    return SessionListResponse(sessions=[links.describe(session, request) for session in everywhere])
+    listed = await sessions.list_sessions()
+    return SessionListResponse(sessions=[links.describe(session, request) for session in listed])
 
 
 @tiktok.delete(

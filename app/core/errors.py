@@ -6,6 +6,9 @@ and the mapping of FastAPI's own errors are built from these classes, never type
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
 
 
@@ -213,6 +216,25 @@ class TooManySessions(ServiceError):
     def __init__(self, details: str | None = None, retry_after: int = 5, **extra: Any):
         self.retry_after = retry_after
         super().__init__(details, **extra)
+
+    @classmethod
+    def cap_reached(
+        cls, limit: int, setting: str, expiries: Iterable[datetime], where: str = "", **extra: Any
+    ) -> TooManySessions:
+        """The cap `setting` is reached: `limit` sessions are live or starting `where`.
+
+        Retry-After: until the first of `expiries` (when these sessions end by themselves), the latest a
+        slot frees without a DELETE; 5 s when none is known.
+        """
+        now = datetime.now(UTC)
+        remaining = [(expires_at - now).total_seconds() for expires_at in expiries]
+        return cls(
+            f"{limit} sessions are live or starting{where} ({setting}); "
+            "end one with DELETE /tiktok/session/{id} or retry later",
+            retry_after=max(1, math.ceil(min(remaining))) if remaining else 5,
+            limit=limit,
+            **extra,
+        )
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}

@@ -18,7 +18,7 @@ import schemathesis
 from schemathesis import Case, CheckContext, Config, Response
 
 from app.main import create_app
-from tests.service_harness import settings_for_test
+from tests.support.harness import settings_for_test
 
 # `make test` runs a short form; `make fuzz` sets FUZZ_EXAMPLES (and FUZZ_SCENARIOS) high.
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))

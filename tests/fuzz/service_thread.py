@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.service_harness import RunningService, running_service
+from tests.support.harness import RunningService, running_service
 
 START_DEADLINE = 60.0  # seconds; uvicorn and the service's start-up sweep, on a busy 2-core machine
 STOP_DEADLINE = 60.0  # seconds; every live session is closed (browser and clone) before the loop ends

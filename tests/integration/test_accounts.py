@@ -18,9 +18,10 @@ import pytest
 from playwright.async_api import async_playwright
 
 from app.services.common.user_data import UserDataLayout
-from tests.fakes.profiles import install_legacy_master, install_master
-from tests.fakes.server import StandinServer, free_port
-from tests.service_harness import RunningService, assert_error, running_service
+from tests.support import free_port
+from tests.support.harness import RunningService, assert_error, running_service
+from tests.support.profiles import install_legacy_master, install_master
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 
@@ -50,7 +51,7 @@ async def device_of(service: RunningService, account: str | None) -> dict[str, A
     response = await service.client.post("/tiktok/session", json=body)
     assert response.status_code == 200, response.text
     session_id = response.json()["session_id"]
-    page = service.service.get(session_id).executor.page
+    page = (await service.service.locate(session_id)).executor.page
     # In the page's own world, where its scripts run (Patchright evaluates in an isolated one by default).
     device = await page.evaluate(READ_DEVICE, isolated_context=False)
     info = (await service.client.get(f"/tiktok/session/{session_id}")).json()
@@ -312,7 +313,7 @@ async def test_remote_login_saves_the_master_bumps_its_generation_and_proves_it(
         layout = UserDataLayout(tmp_path, "newbie")
         assert (await service.client.get("/tiktok/accounts/newbie")).json()["locked"] is True
         # The person logs in on the login page (here through the session's own page).
-        page = service.service.get(body["session_id"]).executor.page
+        page = (await service.service.locate(body["session_id"])).executor.page
         await page.wait_for_selector('input[name="username"]')
         await page.fill('input[name="username"]', "newbie")
         await page.fill('input[name="password"]', "secret")
@@ -321,7 +322,7 @@ async def test_remote_login_saves_the_master_bumps_its_generation_and_proves_it(
         bare = service.client.base_url
         async with httpx.AsyncClient(base_url=bare) as person:
             # A view-only link cannot press Done; the interactive one can.
-            view_only = service.service.get(body["session_id"]).view_token
+            view_only = (await service.service.locate(body["session_id"])).view_token
             refused = await person.post(
                 f"/tiktok/session/{body['session_id']}/done", params={"token": view_only}
             )

@@ -16,9 +16,9 @@ from app.services.common.browser import (
 )
 from app.services.common.fingerprint import FingerprintSource
 from app.services.tiktok.executor import TiktokExecutor
-from tests.fakes.profiles import install_master
-from tests.fakes.server import StandinServer
-from tests.service_harness import browsers_under, main_browser_pids, running_service, wait_until
+from tests.support.harness import browsers_under, main_browser_pids, running_service, wait_until
+from tests.support.profiles import install_master
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 
@@ -86,7 +86,7 @@ async def test_user_agent_client_hints_and_js_agree_with_the_real_browser(
     major = (await browser_version(find_browser(None))).split(".")[0]
     async with running_service(tmp_path, site.url) as service:
         session_id = (await service.client.post("/tiktok/session")).json()["session_id"]
-        executor = service.service.get(session_id).executor
+        executor = (await service.service.locate(session_id)).executor
         seen = await executor.page.evaluate(_IDENTITY_JS, isolated_context=False)
 
     assert seen["echoed"]["user-agent"] == seen["userAgent"]
@@ -112,7 +112,7 @@ async def test_visible_window_session_ends_when_the_window_is_closed(
         pids = browsers_under(clone)
         assert pids and not any("--headless" in arg for arg in command_line(pids[0]))
 
-        executor = service.service.get(session_id).executor
+        executor = (await service.service.locate(session_id)).executor
         devtools = await executor.context.new_cdp_session(executor.page)
         # What the window's close button does: the browser shuts down by itself.
         await devtools.send("Browser.close")

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.fakes.profiles import install_master
-from tests.fakes.server import StandinServer
-from tests.service_harness import RunningService, assert_error, browsers_under, running_service
+from tests.support.harness import RunningService, assert_error, browsers_under, running_service
+from tests.support.processes import parent_of
+from tests.support.profiles import install_master
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 
@@ -24,14 +25,6 @@ LOADED = {"LOGIN_DETECTION_TIMEOUT": 20, "SESSION_START_TIMEOUT": 60}
 POST_TIMEOUT = 120.0  # seconds, client side: the service answers (200 or 504) within its own budget first
 CDP_TIMEOUT = 30.0
 START_BATCH = 3
-
-
-def parent_of(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[1])  # the command name in (…) may hold spaces
 
 
 def descendants_of_this_process() -> set[int]:
@@ -92,7 +85,7 @@ async def test_twelve_live_sessions_each_answer_over_their_relay_and_deleting_th
         bodies = await open_sessions(service, 12)
         session_ids = [body["session_id"] for body in bodies]
         assert len(set(session_ids)) == 12
-        assert len(service.service.live()) == 12
+        assert len(await service.service.list_sessions()) == 12
         assert len(service.clone_dirs()) == 12
         assert len(driver_processes()) == 1, "every browser must be launched through the one shared driver"
 
@@ -105,7 +98,7 @@ async def test_twelve_live_sessions_each_answer_over_their_relay_and_deleting_th
         for session_id in session_ids:
             response = await service.client.delete(f"/tiktok/session/{session_id}")
             assert response.status_code == 200, response.text
-        assert service.service.live() == []
+        assert await service.service.list_sessions() == []
         assert service.clone_dirs() == []
         assert browsers_under(tmp_path) == []
         # The shared driver outlives its sessions (the next POST reuses it); nothing else is left.
@@ -133,6 +126,6 @@ async def test_burst_of_twenty_over_max_sessions_three_is_three_sessions_and_sev
             if response.status_code == 200:
                 deleted = await service.client.delete(f"/tiktok/session/{response.json()['session_id']}")
                 assert deleted.status_code == 200, deleted.text
-        assert service.service.live() == []
+        assert await service.service.list_sessions() == []
         assert service.clone_dirs() == []
         assert browsers_under(tmp_path) == []

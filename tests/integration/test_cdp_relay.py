@@ -15,13 +15,10 @@ import os
 import shutil
 import signal
 import socket
-import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
 
 import pytest
 import uvicorn
@@ -34,38 +31,17 @@ from websockets.exceptions import ConnectionClosed
 
 from app.services.common.browser import browser_pids_using, chromium_flags, devtools_endpoint, find_browser
 from app.services.common.cdp_relay import CLIENT_MAX_MESSAGE_BYTES, Direction, RelayEnd, RelayHub
+from tests.support.playwright_client import NOISE_PAGE, PlaywrightClient, attach, playwright_clients
 
 pytestmark = pytest.mark.browser
 
 CLIENTS = Path(__file__).resolve().parents[1] / "clients"
-PLAYWRIGHT_CLIENT = CLIENTS / "playwright_client.py"
 PUPPETEER_CLIENT = CLIENTS / "puppeteer_client.mjs"
 
 BROWSER_START_DEADLINE = 20.0
 CLIENT_DEADLINE = 60.0  # one command of a client process, 30 MB results included
 
 START_PAGE = "<!doctype html><title>relay-start</title><p>start"
-
-# A tall page of random RGB noise: PNG cannot compress it, so a full-page screenshot of 1280 x 2400
-# pixels is well over 5 MB (about 3 bytes per pixel).
-NOISE_PAGE = """<!doctype html><title>noise</title>
-<style>body { margin: 0 } canvas { display: block }</style>
-<script>
-window.drawn = false;
-addEventListener("load", () => {
-  for (let n = 0; n < 6; n++) {
-    const canvas = document.createElement("canvas");
-    canvas.width = 1280; canvas.height = 400;
-    document.body.appendChild(canvas);
-    const context = canvas.getContext("2d");
-    const image = context.createImageData(canvas.width, canvas.height);
-    const pixels = new Uint32Array(image.data.buffer);
-    for (let i = 0; i < pixels.length; i++) pixels[i] = (Math.random() * 0x1000000) | 0xff000000;
-    context.putImageData(image, 0, 0);
-  }
-  window.drawn = true;
-});
-</script>"""
 
 # `"CDP-é✓😀-"` is 14 bytes of UTF-8; 2_300_000 repeats make a 32.2 MB result, past uvicorn's 16 MiB
 # default and websockets' 1 MiB default, with multi-byte characters that must arrive intact.
@@ -76,7 +52,7 @@ BIG_COMMAND_CHARS = 18_000_000  # client to browser: past uvicorn's 16 MiB defau
 
 
 async def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
-    """Poll with a deadline. Not tests.service_harness's: that one imports the whole app, this needs none."""
+    """Poll with a deadline. Not tests.support.harness's: that one imports the whole app, this needs none."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -212,84 +188,16 @@ async def chromium(relay_server: RelayServer, tmp_path: Path) -> AsyncIterator[C
         await wait_until(lambda: not browser_pids_using(profile_dir), 10.0, "every Chromium process to exit")
 
 
-class PlaywrightClient:
-    """`tests/clients/playwright_client.py` in its own process: one JSON line per command."""
-
-    def __init__(self, process: asyncio.subprocess.Process, stderr: IO[bytes]) -> None:
-        self.process = process
-        self._stderr = stderr
-
-    @classmethod
-    async def attach(cls, url: str) -> tuple[PlaywrightClient, dict[str, Any]]:
-        stderr = tempfile.TemporaryFile()  # noqa: SIM115  # closed by kill(), which the fixture always calls
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(PLAYWRIGHT_CLIENT),
-            url,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,  # a file: nobody drains a pipe while the test runs
-            start_new_session=True,  # with Playwright's Node driver, killed as one group
-        )
-        client = cls(process, stderr)
-        return client, await client._answer()
-
-    async def _answer(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        try:
-            line = await asyncio.wait_for(self.process.stdout.readline(), CLIENT_DEADLINE)
-        except TimeoutError:
-            raise AssertionError(f"the Playwright client did not answer:\n{self.stderr_text()}") from None
-        if not line:
-            raise AssertionError(f"the Playwright client exited:\n{self.stderr_text()}")
-        answer: dict[str, Any] = json.loads(line)
-        assert "error" not in answer or answer.get("sent"), answer
-        return answer
-
-    async def run(self, op: str, **arguments: Any) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write((json.dumps({"op": op, **arguments}) + "\n").encode())
-        await self.process.stdin.drain()
-        return await self._answer()
-
-    async def quit(self) -> int:
-        """Disconnect the way a finished script does: Playwright stops, the browser is not closed."""
-        assert self.process.stdin is not None
-        self.process.stdin.write(b'{"op": "quit"}\n')
-        await self.process.stdin.drain()
-        return await asyncio.wait_for(self.process.wait(), CLIENT_DEADLINE)
-
-    def stderr_text(self) -> str:
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")[-4000:]
-
-    async def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        await asyncio.wait_for(self.process.wait(), 10.0)
-        self._stderr.close()
-
-
 @pytest.fixture
-async def playwright_clients() -> AsyncIterator[list[PlaywrightClient]]:
-    """Every Playwright client a test starts, killed at the end whatever happened."""
-    clients: list[PlaywrightClient] = []
-    yield clients
-    for client in clients:
-        await client.kill()
-
-
-async def attach(clients: list[PlaywrightClient], url: str) -> tuple[PlaywrightClient, dict[str, Any]]:
-    client, first = await PlaywrightClient.attach(url)
-    clients.append(client)
-    return client, first
+async def clients() -> AsyncIterator[list[PlaywrightClient]]:
+    async with playwright_clients() as started:
+        yield started
 
 
 async def test_playwright_attaches_and_moves_multi_megabyte_messages_both_ways(
-    relay_server: RelayServer, chromium: Chromium, playwright_clients: list[PlaywrightClient]
+    relay_server: RelayServer, chromium: Chromium, clients: list[PlaywrightClient]
 ) -> None:
-    client, first = await attach(playwright_clients, relay_server.url)
-    assert first["attached"] is True
+    client = await attach(clients, relay_server.url)
 
     pages = await client.run("pages")
     assert pages["contexts"] == 1
@@ -311,10 +219,10 @@ async def test_playwright_attaches_and_moves_multi_megabyte_messages_both_ways(
 
 
 async def test_two_clients_work_at_once_and_one_leaving_keeps_the_browser_and_the_other(
-    relay_server: RelayServer, chromium: Chromium, playwright_clients: list[PlaywrightClient]
+    relay_server: RelayServer, chromium: Chromium, clients: list[PlaywrightClient]
 ) -> None:
-    first, _ = await attach(playwright_clients, relay_server.url)
-    second, _ = await attach(playwright_clients, relay_server.url)
+    first = await attach(clients, relay_server.url)
+    second = await attach(clients, relay_server.url)
     assert relay_server.hub.open_count == 2
     assert established_connections_to(chromium.devtools_port) == 2  # one upstream connection each
 
@@ -337,9 +245,9 @@ async def test_two_clients_work_at_once_and_one_leaving_keeps_the_browser_and_th
 
 
 async def test_browser_close_from_a_client_is_reported_and_ends_the_browser(
-    relay_server: RelayServer, chromium: Chromium, playwright_clients: list[PlaywrightClient]
+    relay_server: RelayServer, chromium: Chromium, clients: list[PlaywrightClient]
 ) -> None:
-    client, _ = await attach(playwright_clients, relay_server.url)
+    client = await attach(clients, relay_server.url)
     assert (await client.run("pages"))["contexts"] == 1
     assert relay_server.browser_close_requests == 0  # attaching alone never looks like Browser.close
 

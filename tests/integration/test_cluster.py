@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -19,7 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
@@ -33,10 +32,8 @@ from app.api.state import app_state
 from app.main import create_app
 from app.server import Server, uvicorn_options
 from app.services.cluster.registry import RECOVERY_KEY, SLOTS_KEY, master_lock_key, record_key
-from tests.fakes.profiles import install_master
-from tests.fakes.server import REPO_ROOT, StandinServer, free_port
-from tests.redis_server import RedisServer
-from tests.service_harness import (
+from tests.support import free_port
+from tests.support.harness import (
     API_KEY,
     SERVICE_VARIABLES,
     RunningService,
@@ -46,18 +43,20 @@ from tests.service_harness import (
     settings_for_test,
     wait_until,
 )
+from tests.support.playwright_client import PlaywrightClient
+from tests.support.profiles import install_master
+from tests.support.redis_server import RedisServer
+from tests.support.standin.server import StandinServer
 
 MASTER_LOCK_KEY = master_lock_key("default")
 
 pytestmark = pytest.mark.browser
 
-PLAYWRIGHT_CLIENT = REPO_ROOT / "tests" / "clients" / "playwright_client.py"
 REGISTRY_TTL = 3  # seconds: short, so a dead instance's sessions are gone quickly
 # Registry changes that the heartbeat makes (republishing after an outage) take REGISTRY_TTL / 3 at most
 # on an idle machine; a loaded 2-core machine gets this much.
 SETTLE_DEADLINE = 20.0
 START_DEADLINE = 60.0  # `python -m app` importing everything and listening, on a loaded machine
-CLIENT_DEADLINE = 90.0
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 VIEWER = (
     "JSON.parse(document.getElementById('__UNIVERSAL_DATA_FOR_REHYDRATION__').textContent)"
@@ -183,53 +182,6 @@ async def listed_ids(service: RunningService) -> list[str]:
     response = await service.client.get("/tiktok/sessions")
     assert response.status_code == 200, response.text
     return [session["session_id"] for session in response.json()["sessions"]]
-
-
-class PlaywrightClient:
-    """`tests/clients/playwright_client.py` attached to a cdp_url, in a process group of its own."""
-
-    def __init__(self, process: asyncio.subprocess.Process, stderr: IO[bytes]) -> None:
-        self.process = process
-        self._stderr = stderr
-
-    @classmethod
-    async def attach(cls, cdp_url: str) -> PlaywrightClient:
-        stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by kill()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(PLAYWRIGHT_CLIENT),
-            cdp_url,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-            start_new_session=True,
-        )
-        client = cls(process, stderr)
-        attached = await client._answer()
-        assert attached["attached"] is True, attached
-        return client
-
-    async def _answer(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = await asyncio.wait_for(self.process.stdout.readline(), CLIENT_DEADLINE)
-        if not line:
-            self._stderr.seek(0)
-            raise AssertionError(f"the Playwright client exited:\n{self._stderr.read().decode()[-4000:]}")
-        answer: dict[str, Any] = json.loads(line)
-        assert "error" not in answer, answer
-        return answer
-
-    async def run(self, op: str, **arguments: Any) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write((json.dumps({"op": op, **arguments}) + "\n").encode())
-        await self.process.stdin.drain()
-        return await self._answer()
-
-    async def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        await asyncio.wait_for(self.process.wait(), 10.0)
-        self._stderr.close()
 
 
 @asynccontextmanager

@@ -21,10 +21,7 @@ import httpx
 import pytest
 
 from app.services.common.user_data import UserDataLayout
-from tests.fakes.profiles import CHROMIUM_PATH, install_master
-from tests.fakes.server import StandinServer
-from tests.fakes.service_process import Process, service_process
-from tests.service_harness import (
+from tests.support.harness import (
     API_KEY,
     RunningService,
     assert_error,
@@ -33,6 +30,10 @@ from tests.service_harness import (
     tree_digest,
     wait_until,
 )
+from tests.support.processes import Process
+from tests.support.profiles import CHROMIUM_PATH, install_master
+from tests.support.service_process import service_process
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 

@@ -21,8 +21,6 @@ from hypothesis import strategies as st
 from schemathesis import Case, CheckContext, Response
 from websockets.exceptions import InvalidStatus
 
-from tests.fakes.profiles import install_master
-from tests.fakes.server import StandinServer
 from tests.fuzz.contract import (
     FUZZ_EXAMPLES,
     FUZZ_SCENARIOS,
@@ -35,7 +33,9 @@ from tests.fuzz.contract import (
     load_schema,
 )
 from tests.fuzz.service_thread import ServiceThread, service_in_thread
-from tests.service_harness import API_KEY, browsers_under
+from tests.support.harness import API_KEY, browsers_under
+from tests.support.profiles import install_master
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 

@@ -23,9 +23,10 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from app.services.common.browser import browser_pids_using
 from app.services.common.sandbox import BOX_MOUNT
-from tests.fakes.profiles import install_master
-from tests.fakes.server import StandinServer
-from tests.service_harness import API_KEY, RunningService, running_service
+from app.services.tiktok.session import LiveSession
+from tests.support.harness import API_KEY, RunningService, running_service
+from tests.support.profiles import install_master
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 
@@ -98,9 +99,9 @@ async def navigation_error(page: Page, url: str) -> str | None:
     return None
 
 
-def browser_pids(service: RunningService, session_id: str) -> list[int]:
+def browser_pids(session: LiveSession) -> list[int]:
     """The session's Chromium processes (bubblewrap, which starts them, names the profile too)."""
-    executor = service.service.get(session_id).executor
+    executor = session.executor
     assert executor is not None
     pids = [
         pid
@@ -184,7 +185,7 @@ async def test_browser_runs_unprivileged_in_its_own_namespaces_with_chromiums_sa
     install_master(master_profiles["logged_in"], tmp_path)
     async with running_service(tmp_path, site.url) as service, session_client(service) as (sid, _, page):
         own = process_facts(os.getpid())
-        for pid in browser_pids(service, sid):
+        for pid in browser_pids(await service.service.locate(sid)):
             facts = process_facts(pid)
             assert facts["uid"] != 0
             assert "--no-sandbox" not in facts["cmdline"]
@@ -225,9 +226,10 @@ async def test_the_browsers_file_system_holds_its_own_profile_and_nothing_of_the
     install_master(master_profiles["logged_in"], tmp_path)
     (tmp_path / "api_key").write_text(SECRET_KEY)
     async with running_service(tmp_path, site.url) as service, session_client(service) as (sid, _, _page):
-        executor = service.service.get(sid).executor
+        session = await service.service.locate(sid)
+        executor = session.executor
         assert executor is not None
-        pid = browser_pids(service, sid)[0]
+        pid = browser_pids(session)[0]
         assert visible_inside(pid, executor.profile_dir / "Default", BOX_MOUNT / "downloads") == [True, True]
         absent = (tmp_path / "api_key", tmp_path / "master", REPO / "app", REPO / ".env", Path.home())
         assert visible_inside(pid, *absent) == [False] * len(absent)
@@ -243,7 +245,7 @@ async def test_no_service_setting_reaches_the_driver_or_the_browser(
     monkeypatch.setenv("API_KEYS", SECRET_KEY)
     monkeypatch.setenv("REDIS_URL_TEST_SECRET", PROXY_PASSWORD)
     async with running_service(tmp_path, site.url) as service, session_client(service) as (sid, _, _page):
-        processes = browser_pids(service, sid) + driver_pids()
+        processes = browser_pids(await service.service.locate(sid)) + driver_pids()
         assert driver_pids(), "the Patchright driver process should be found"
         for pid in processes:
             environment = environment_of(pid)
@@ -327,7 +329,7 @@ async def test_a_host_path_given_to_a_file_input_reaches_nothing(
         assert read.startswith("unreadable")
         # The legitimate way in: the service's own uploads folder.
         stored = await service.client.post(
-            f"/tiktok/session/{page_session_id(service)}/files",
+            f"/tiktok/session/{await page_session_id(service)}/files",
             params={"name": "clip.txt"},
             content=b"a real upload",
             headers={"Content-Type": "application/octet-stream"},
@@ -337,8 +339,8 @@ async def test_a_host_path_given_to_a_file_input_reaches_nothing(
         assert await page.evaluate("() => document.querySelector('#pick').files[0].text()") == "a real upload"
 
 
-def page_session_id(service: RunningService) -> str:
-    (session,) = service.service.live()
+async def page_session_id(service: RunningService) -> str:
+    (session,) = await service.service.list_sessions()
     return session.id
 
 

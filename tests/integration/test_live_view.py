@@ -24,9 +24,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from app.api.live_view import render_view
 from app.services.common.access import Scope
-from tests.fakes.profiles import install_master
-from tests.fakes.server import StandinServer
-from tests.service_harness import API_KEY, RunningService, running_service, wait_until
+from tests.support.harness import API_KEY, RunningService, running_service, wait_until
+from tests.support.profiles import install_master
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 
@@ -74,14 +74,14 @@ def stream_url(view_url: str) -> str:
     return view_url.replace("http://", "ws://", 1).replace("/view?", "/view/stream?", 1)
 
 
-def session_page(service: RunningService, session_id: str) -> Any:
-    executor = service.service.get(session_id).executor
+async def session_page(service: RunningService, session_id: str) -> Any:
+    executor = (await service.service.locate(session_id)).executor
     assert executor is not None
     return executor.page
 
 
 async def open_playground(service: RunningService, session_id: str, site: StandinServer) -> Any:
-    page = session_page(service, session_id)
+    page = await session_page(service, session_id)
     await page.goto(f"{site.url}__standin/playground")
     return page
 
@@ -203,7 +203,8 @@ async def test_the_screen_keeps_the_viewports_aspect_and_says_interactive(
         session_id = await create(service)
         url = await view_link(service, session_id, interactive=True)
         async with view_page(viewer, url) as view:
-            width, height = await session_page(service, session_id).evaluate("[innerWidth, innerHeight]")
+            target = await session_page(service, session_id)
+            width, height = await target.evaluate("[innerWidth, innerHeight]")
             screen = await view.locator("#screen").bounding_box()
             assert screen is not None
             # Scaled down to the person's 1280 x 800 window, not letterboxed inside the element.
@@ -348,7 +349,7 @@ async def test_an_open_view_only_page_lets_an_idle_session_end(
         tmp_path, site, master_profiles, SESSION_IDLE_TIMEOUT=IDLE_TIMEOUT
     ) as service:
         session_id = await create(service)
-        session = service.service.get(session_id)
+        session = await service.service.locate(session_id)
         url = await view_link(service, session_id, interactive=False)
         async with view_page(viewer, url) as view:
             await wait_until(session.ended.is_set, DEADLINE, "the idle session to end")
@@ -365,7 +366,7 @@ async def test_input_through_an_interactive_view_keeps_a_session_alive(
         tmp_path, site, master_profiles, SESSION_IDLE_TIMEOUT=IDLE_TIMEOUT
     ) as service:
         session_id = await create(service)
-        session = service.service.get(session_id)
+        session = await service.service.locate(session_id)
         url = await view_link(service, session_id, interactive=True)
         async with view_page(viewer, url) as view:
             screen = await view.locator("#screen").bounding_box()
@@ -394,7 +395,7 @@ async def test_the_view_follows_a_new_tab_and_switches_back_on_request(
         url = await view_link(service, session_id, interactive=True)
         async with view_page(viewer, url) as view:
             first = await open_playground(service, session_id, site)
-            context = service.service.get(session_id).executor.context
+            context = (await service.service.locate(session_id)).executor.context
             second = await context.new_page()
             await second.goto(f"{site.url}__standin/animated")
             tabs = view.locator("#tabs [role=tab]")
@@ -420,7 +421,7 @@ async def test_the_stream_lists_tabs_and_a_closed_tab_gives_way_to_the_one_left(
         session_id = await create(service)
         await open_playground(service, session_id, site)
         async with stream(api_stream_url(service, session_id), api_key=True) as watcher:
-            context = service.service.get(session_id).executor.context
+            context = (await service.service.locate(session_id)).executor.context
             second = await context.new_page()
             await second.goto(f"{site.url}__standin/animated")
 
@@ -446,7 +447,7 @@ async def test_frames_flow_while_the_page_changes_and_stop_when_it_is_still(
 ) -> None:
     async with logged_in_service(tmp_path, site, master_profiles) as service:
         session_id = await create(service)
-        target = session_page(service, session_id)
+        target = await session_page(service, session_id)
         await target.goto(f"{site.url}__standin/animated")
         async with stream(api_stream_url(service, session_id), api_key=True) as watcher:
             await watcher.send({"type": "size", "width": 640, "height": 480})
@@ -503,7 +504,7 @@ async def test_revoking_view_links_closes_an_open_view(
             await asyncio.wait_for(watcher.closed.wait(), DEADLINE)
         assert watcher.messages[-1]["type"] == "revoked"
         assert watcher.socket.close_code == 1008
-        assert service.service.get(session_id).state == "live"
+        assert (await service.service.locate(session_id)).state == "live"
 
 
 async def test_a_made_up_token_is_refused_before_the_upgrade(
@@ -525,7 +526,7 @@ async def test_view_streams_count_against_max_relays_per_session_with_cdp(
 ) -> None:
     async with logged_in_service(tmp_path, site, master_profiles, MAX_RELAYS_PER_SESSION=2) as service:
         session_id = await create(service)
-        session = service.service.get(session_id)
+        session = await service.service.locate(session_id)
         info = (await service.client.get(f"/tiktok/session/{session_id}")).json()
         async with stream(stream_url(info["view_url"])) as watcher:
             await wait_until(lambda: watcher.of_type("hello"), DEADLINE, "the view to open")
@@ -557,7 +558,7 @@ async def test_done_posts_to_its_url_with_the_views_token_and_says_saved(
         # is rendered as that route will render it, served at the view's own URL, and its POST is
         # answered here.
         page_html = render_view(
-            service.service.get(session_id).info(),
+            (await service.service.locate(session_id)).info(),
             token=token,
             scope=Scope.INTERACTIVE_VIEW,
             done_url="/tiktok/accounts/alice/login/done",
@@ -592,7 +593,7 @@ async def test_an_account_is_logged_in_through_the_view_and_done(
         started = await service.client.post("/tiktok/accounts/kim/login")
         assert started.status_code == 200, started.text
         body = started.json()
-        target = session_page(service, body["session_id"])
+        target = await session_page(service, body["session_id"])
         async with view_page(viewer, body["view_url"]) as view:
             await target.wait_for_selector('input[name="username"]')
             await click_through_screen(view, target, 'input[name="username"]')

@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fakes.profiles import install_master
-from tests.fakes.server import StandinServer
-from tests.service_harness import API_KEY, RunningService, browsers_under, running_service
+from tests.support.harness import API_KEY, RunningService, browsers_under, running_service
+from tests.support.profiles import install_master
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 
@@ -179,7 +179,7 @@ async def run_client(base_url: str, plan: list[str], shared: Shared) -> list[Out
 
 async def sample_occupancy(service: RunningService, samples: list[int], stop: asyncio.Event) -> None:
     while not stop.is_set():
-        samples.append(len(service.service.live()) + service.service.starting)
+        samples.append(len(await service.service.list_sessions()) + service.service.starting)
         await asyncio.sleep(0.01)
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fakes.profiles import install_master
-from tests.fakes.server import StandinServer
-from tests.service_harness import assert_error, browsers_under, running_service
+from tests.support.harness import assert_error, browsers_under, running_service
+from tests.support.profiles import install_master
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 

@@ -18,10 +18,11 @@ import pytest
 from app.services.common.browser import browser_pids_using
 from app.services.common.generation import bump_generation, read_generation
 from app.services.common.user_data import UserDataLayout
-from tests.fakes.profiles import export_cookies_txt, install_master
-from tests.fakes.server import REPO_ROOT, StandinServer
-from tests.holders import held_by_other_process
-from tests.service_harness import SERVICE_VARIABLES, main_browser_pids, running_service
+from tests.support import REPO_ROOT
+from tests.support.harness import SERVICE_VARIABLES, main_browser_pids, running_service
+from tests.support.holders import held_by_other_process
+from tests.support.profiles import export_cookies_txt, install_master
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 

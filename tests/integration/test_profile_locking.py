@@ -9,10 +9,10 @@ import pytest
 from app.services.common.generation import read_generation
 from app.services.common.profile_lock import ProfileLock
 from app.services.common.user_data import UserDataLayout
-from tests.fakes.profiles import install_master
-from tests.fakes.server import StandinServer
-from tests.holders import held_by_other_process
-from tests.service_harness import assert_error, browsers_under, running_service, tree_digest
+from tests.support.harness import assert_error, browsers_under, running_service, tree_digest
+from tests.support.holders import held_by_other_process
+from tests.support.profiles import install_master
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 
@@ -48,7 +48,7 @@ async def test_write_mode_runs_on_the_master_and_keeps_it_exclusive(
         with pytest.raises(Exception, match="exclusively"):
             await ProfileLock(UserDataLayout(tmp_path).lock_file).shared(0.2)
 
-        page = service.service.get(session_id).executor.page
+        page = (await service.service.locate(session_id)).executor.page
         await page.goto(site.url_for("explore"))
         generation_before = read_generation(service.layout)
         assert (await service.client.delete(f"/tiktok/session/{session_id}")).status_code == 200

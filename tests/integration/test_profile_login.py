@@ -20,8 +20,9 @@ from playwright.async_api import async_playwright
 
 from app.services.common.browser import browser_pids_using, devtools_endpoint
 from app.services.common.user_data import UserDataLayout
-from tests.fakes.server import REPO_ROOT, StandinServer
-from tests.service_harness import SERVICE_VARIABLES, browsers_under, running_service
+from tests.support import REPO_ROOT
+from tests.support.harness import SERVICE_VARIABLES, browsers_under, running_service
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 

@@ -14,14 +14,13 @@ import re
 import shutil
 import signal
 import struct
-import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -29,9 +28,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from tests.fakes.profiles import install_master
-from tests.fakes.server import StandinServer
-from tests.service_harness import (
+from tests.support.harness import (
     API_KEY,
     RunningService,
     assert_error,
@@ -39,6 +36,9 @@ from tests.service_harness import (
     running_service,
     wait_until,
 )
+from tests.support.playwright_client import PlaywrightClient, attach, playwright_clients
+from tests.support.profiles import install_master
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 
@@ -57,163 +57,11 @@ BIG_REPEAT = 2_300_000
 BIG_UTF8_BYTES = 32_200_000
 BIG_SHA256 = hashlib.sha256(("CDP-é✓😀-" * BIG_REPEAT).encode()).hexdigest()
 
-# A Playwright client in its own process (and its own Node driver), so the service sees a real remote
-# client and the test's event loop, which also runs the service, is never blocked by it. Playwright
-# starts before the session exists ({"ready": true}); {"op": "connect", "url": cdp_url} attaches.
-CLIENT_SCRIPT = r"""
-import asyncio, hashlib, json, struct, sys, time
-from playwright.async_api import async_playwright
-
-VIEWER = '''() => {
-  const block = document.getElementById("__UNIVERSAL_DATA_FOR_REHYDRATION__");
-  const user = JSON.parse(block.textContent).__DEFAULT_SCOPE__["webapp.app-context"].user;
-  return user ? user.uniqueId : null;
-}'''
-
-def emit(answer):
-    sys.stdout.write(json.dumps(answer) + "\n")
-    sys.stdout.flush()
-
-async def handle(browser, state, command):
-    op = command["op"]
-    context = browser.contexts[0]
-    page = state.get("page") or context.pages[0]
-    if op == "pages":
-        return {"contexts": len(browser.contexts), "urls": [p.url for p in context.pages]}
-    if op == "viewer":
-        return {"url": page.url, "title": await page.title(), "unique_id": await page.evaluate(VIEWER)}
-    if op == "cookie_names":
-        return {"names": sorted({cookie["name"] for cookie in await context.cookies()})}
-    if op == "open_text":
-        opened = await context.new_page()
-        response = await opened.goto(command["url"])
-        state["page"] = opened
-        return {"status": response.status, "text": await opened.inner_text("body")}
-    if op == "screenshot":
-        png = await page.screenshot(full_page=True)
-        width, height = struct.unpack(">II", png[16:24])
-        return {"signature": png[:8].hex(), "width": width, "height": height, "bytes": len(png)}
-    if op == "big_string":
-        text = await page.evaluate("n => 'CDP-\u00e9\u2713\ud83d\ude00-'.repeat(n)", command["repeat"])
-        data = text.encode()
-        return {"utf8_bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    if op == "busy":
-        # A client at work: one small command every `interval` seconds for `seconds` seconds.
-        started = time.monotonic()
-        count = 0
-        while time.monotonic() - started < command["seconds"]:
-            assert await page.evaluate("6 * 7") == 42
-            count += 1
-            await asyncio.sleep(command["interval"])
-        return {"count": count, "seconds": time.monotonic() - started}
-    if op == "browser_close":
-        cdp = await browser.new_browser_cdp_session()
-        try:
-            await cdp.send("Browser.close")
-        except Exception as exc:  # the browser may exit before it answers
-            return {"sent": True, "error": type(exc).__name__}
-        return {"sent": True, "error": None}
-    raise ValueError(f"unknown op {op!r}")
-
-async def main():
-    async with async_playwright() as playwright:
-        emit({"ready": True})
-        loop = asyncio.get_running_loop()
-        browser, state = None, {}
-        while True:
-            line = await loop.run_in_executor(None, sys.stdin.readline)
-            if not line:
-                break
-            command = json.loads(line)
-            if command["op"] == "quit":
-                break
-            try:
-                if command["op"] == "connect":
-                    browser = await playwright.chromium.connect_over_cdp(command["url"])
-                    emit({"connected": True})
-                else:
-                    emit(await handle(browser, state, command))
-            except Exception as exc:
-                emit({"error": f"{type(exc).__name__}: {exc}"})
-
-asyncio.run(main())
-"""
-
-
-class PlaywrightClient:
-    """CLIENT_SCRIPT in its own process group: one JSON command line in, one JSON answer line out."""
-
-    def __init__(self, process: asyncio.subprocess.Process, stderr: IO[bytes]) -> None:
-        self.process = process
-        self._stderr = stderr
-
-    @classmethod
-    async def start(cls) -> PlaywrightClient:
-        # A file: nobody drains a pipe while the test runs. Closed by kill(), which the fixture always calls.
-        stderr = tempfile.TemporaryFile()  # noqa: SIM115
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            CLIENT_SCRIPT,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-            start_new_session=True,  # with Playwright's Node driver, killed as one group
-        )
-        client = cls(process, stderr)
-        assert (await client._answer()) == {"ready": True}
-        return client
-
-    async def _answer(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        try:
-            line = await asyncio.wait_for(self.process.stdout.readline(), CLIENT_DEADLINE)
-        except TimeoutError:
-            raise AssertionError(f"the Playwright client did not answer:\n{self.stderr_text()}") from None
-        if not line:
-            raise AssertionError(f"the Playwright client exited:\n{self.stderr_text()}")
-        answer: dict[str, Any] = json.loads(line)
-        assert "error" not in answer or answer.get("sent"), answer
-        return answer
-
-    async def run(self, op: str, **arguments: Any) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write((json.dumps({"op": op, **arguments}) + "\n").encode())
-        await self.process.stdin.drain()
-        return await self._answer()
-
-    async def quit(self) -> int:
-        """Disconnect the way a finished script does: Playwright stops, the browser is not closed."""
-        assert self.process.stdin is not None
-        self.process.stdin.write(b'{"op": "quit"}\n')
-        await self.process.stdin.drain()
-        return await asyncio.wait_for(self.process.wait(), CLIENT_DEADLINE)
-
-    def stderr_text(self) -> str:
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")[-4000:]
-
-    async def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        await asyncio.wait_for(self.process.wait(), 10.0)
-        self._stderr.close()
-
 
 @pytest.fixture
 async def clients() -> AsyncIterator[list[PlaywrightClient]]:
-    """Every Playwright client a test starts, killed at the end whatever happened."""
-    started: list[PlaywrightClient] = []
-    yield started
-    for client in started:
-        await client.kill()
-
-
-async def attach(clients: list[PlaywrightClient], cdp_url: str) -> PlaywrightClient:
-    client = await PlaywrightClient.start()
-    clients.append(client)
-    assert await client.run("connect", url=cdp_url) == {"connected": True}
-    return client
+    async with playwright_clients() as started:
+        yield started
 
 
 @asynccontextmanager
@@ -273,7 +121,7 @@ async def test_post_and_info_carry_absolute_cdp_and_view_urls_with_the_session_t
     async with logged_in_service(tmp_path, site, master_profiles) as service:
         body = await create(service)
         session_id = body["session_id"]
-        session = service.service.get(session_id)
+        session = await service.service.locate(session_id)
         # The control token drives (cdp_url); the view_url's own token only watches (SPEC §11).
         token, view_token = session.token, session.view_token
         assert len(token) >= 32 and token != API_KEY and len(view_token) >= 32 and view_token != token
@@ -296,7 +144,7 @@ async def test_public_url_is_the_base_of_cdp_and_view_urls(
     ) as service:
         body = await create(service)
         session_id = body["session_id"]
-        session = service.service.get(session_id)
+        session = await service.service.locate(session_id)
         token, view_token = session.token, session.view_token
         expected_cdp = f"wss://sessions.example.com/base/tiktok/session/{session_id}/cdp?token={token}"
         expected_view = (
@@ -350,7 +198,7 @@ async def test_full_page_screenshot_and_a_30_mb_result_cross_the_relay_intact(
 
         big = await client.run("big_string", repeat=BIG_REPEAT)
         assert big == {"utf8_bytes": BIG_UTF8_BYTES, "sha256": BIG_SHA256}
-        assert service.service.get(body["session_id"]).state == "live"
+        assert (await service.service.locate(body["session_id"])).state == "live"
 
 
 async def test_cdp_handshake_without_valid_credentials_is_refused_with_401_and_the_session_stays(
@@ -360,8 +208,8 @@ async def test_cdp_handshake_without_valid_credentials_is_refused_with_401_and_t
         first = await create(service)
         second = await create(service)
         first_id = first["session_id"]
-        first_token = service.service.get(first_id).token
-        second_token = service.service.get(second["session_id"]).token
+        first_token = (await service.service.locate(first_id)).token
+        second_token = (await service.service.locate(second["session_id"])).token
         bare = f"{ws_base(service)}/tiktok/session/{first_id}/cdp"
         attempts = {
             "no key": (bare, None),
@@ -378,7 +226,7 @@ async def test_cdp_handshake_without_valid_credentials_is_refused_with_401_and_t
             assert status == 401, name
             assert error["status"] == "error" and error["error_details"]["code"] == "UNAUTHORIZED", name
 
-        session = service.service.get(first_id)
+        session = await service.service.locate(first_id)
         assert session.state == "live" and session.relays.open_count == 0
         info = await service.client.get(f"/tiktok/session/{first_id}")
         assert info.status_code == 200 and info.json()["state"] == "live"
@@ -392,7 +240,7 @@ async def test_two_clients_at_once_and_one_leaving_keeps_the_session_and_the_oth
 ) -> None:
     async with logged_in_service(tmp_path, site, master_profiles) as service:
         body = await create(service)
-        session = service.service.get(body["session_id"])
+        session = await service.service.locate(body["session_id"])
         first = await attach(clients, body["cdp_url"])
         second = await attach(clients, body["cdp_url"])
         assert session.relays.open_count == 2
@@ -414,7 +262,7 @@ async def test_browser_close_from_a_client_ends_the_session(
     async with logged_in_service(tmp_path, site, master_profiles) as service:
         body = await create(service)
         session_id = body["session_id"]
-        session = service.service.get(session_id)
+        session = await service.service.locate(session_id)
         clone = service.clones_dir / session_id
         client = await attach(clients, body["cdp_url"])
 
@@ -448,7 +296,7 @@ async def test_service_shutdown_closes_an_attached_client_with_a_normal_close_fr
     async with AsyncExitStack() as stack:
         service = await stack.enter_async_context(running_service(tmp_path, site.url))
         body = await create(service)
-        session = service.service.get(body["session_id"])
+        session = await service.service.locate(body["session_id"])
         # Not on the stack: the client must not close first, the service must.
         ws = await connect(body["cdp_url"], max_size=None, proxy=None, open_timeout=30)
         try:
@@ -468,7 +316,7 @@ async def test_screenshot_is_a_png_with_the_api_key_or_the_session_token_alone(
     async with logged_in_service(tmp_path, site, master_profiles) as service:
         body = await create(service)
         session_id = body["session_id"]
-        token = service.service.get(session_id).token
+        token = (await service.service.locate(session_id)).token
         path = f"/tiktok/session/{session_id}/screenshot"
 
         with_key = await service.client.get(path)
@@ -503,7 +351,7 @@ async def test_screenshot_and_view_refuse_another_sessions_token(
     async with logged_in_service(tmp_path, site, master_profiles) as service:
         first = await create(service)
         second = await create(service)
-        second_token = service.service.get(second["session_id"]).token
+        second_token = (await service.service.locate(second["session_id"])).token
         async with bare_client(service) as bare:
             for route in ("screenshot", "view"):
                 answer = await bare.get(
@@ -523,7 +371,7 @@ async def test_the_session_token_dies_with_its_session(
     async with logged_in_service(tmp_path, site, master_profiles) as service:
         body = await create(service)
         session_id = body["session_id"]
-        token = service.service.get(session_id).token
+        token = (await service.service.locate(session_id)).token
         deleted = await service.client.delete(f"/tiktok/session/{session_id}")
         assert deleted.status_code == 200, deleted.text
 
@@ -562,7 +410,7 @@ async def test_undriven_session_ends_after_the_idle_timeout(
         tmp_path, site, master_profiles, SESSION_IDLE_TIMEOUT=IDLE_TIMEOUT
     ) as service:
         body = await create(service)
-        session = service.service.get(body["session_id"])
+        session = await service.service.locate(body["session_id"])
         clone = service.clones_dir / session.id
         # Watched on the object: an API call would count as activity.
         await wait_until(session.ended.is_set, IDLE_TIMEOUT + END_DEADLINE, "the idle session to end")
@@ -582,7 +430,7 @@ async def test_cdp_commands_keep_a_session_alive_past_the_idle_timeout(
         tmp_path, site, master_profiles, SESSION_IDLE_TIMEOUT=IDLE_TIMEOUT
     ) as service:
         body = await create(service)
-        session = service.service.get(body["session_id"])
+        session = await service.service.locate(body["session_id"])
         assert await client.run("connect", url=body["cdp_url"]) == {"connected": True}
 
         busy = await client.run("busy", seconds=2 * IDLE_TIMEOUT, interval=0.5)
@@ -598,7 +446,7 @@ async def test_keepalive_pushes_the_idle_expiry_later(
     async with logged_in_service(tmp_path, site, master_profiles, SESSION_IDLE_TIMEOUT=idle) as service:
         body = await create(service)
         session_id = body["session_id"]
-        session = service.service.get(session_id)
+        session = await service.service.locate(session_id)
         before = datetime.fromisoformat(
             (await service.client.get(f"/tiktok/session/{session_id}")).json()["idle_expires_at"]
         )
@@ -656,7 +504,7 @@ async def test_the_browser_listens_for_devtools_on_no_address_of_the_machine(
     unix socket in the session's box, and no TCP port of the machine leads to it (SPEC §8, §11)."""
     async with logged_in_service(tmp_path, site, master_profiles) as service:
         body = await create(service)
-        session = service.service.get(body["session_id"])
+        session = await service.service.locate(body["session_id"])
         pids = browsers_under(service.clones_dir / session.id)
         assert pids, "the session's browser runs on its clone"
         listening = _listening_sockets()
@@ -715,14 +563,14 @@ async def test_debug_logs_carry_neither_the_api_key_nor_the_session_token(
     async with logged_in_service(tmp_path, site, master_profiles, LOG_LEVEL="DEBUG") as service:
         body = await create(service)
         session_id = body["session_id"]
-        token = service.service.get(session_id).token
+        token = (await service.service.locate(session_id)).token
         client = await attach(clients, body["cdp_url"])
         assert (await client.run("viewer"))["unique_id"] == "alice"
         async with bare_client(service) as bare:
             shot = await bare.get(f"/tiktok/session/{session_id}/screenshot", params={"token": token})
             assert shot.status_code == 200
         assert await client.quit() == 0
-        session = service.service.get(session_id)
+        session = await service.service.locate(session_id)
         await wait_until(lambda: session.relays.open_count == 0, END_DEADLINE, "the relay to end")
     captured = capfd.readouterr()
     logs = captured.out + captured.err

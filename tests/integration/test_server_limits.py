@@ -28,7 +28,7 @@ from starlette.websockets import WebSocket
 
 from app.main import create_app
 from app.server import MAX_HEAD_BYTES, Server, uvicorn_options
-from tests.service_harness import API_KEY, bound_socket, settings_for_test, wait_until
+from tests.support.harness import API_KEY, bound_socket, settings_for_test, wait_until
 
 # The protocol's 10 s, shortened: the tests wait for the close with a deadline instead of 10 s.
 HEAD_TIMEOUT = 1.0

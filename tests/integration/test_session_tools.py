@@ -24,9 +24,9 @@ from playwright.async_api import Page, async_playwright
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.fakes.profiles import install_master
-from tests.fakes.server import StandinServer
-from tests.service_harness import RunningService, assert_error, running_service, wait_until
+from tests.support.harness import RunningService, assert_error, running_service, wait_until
+from tests.support.profiles import install_master
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 
@@ -195,7 +195,7 @@ async def test_a_view_token_is_403_on_every_control_route(
             assert (
                 await bare.get(tools_path(session_id, "view"), params={"token": token})
             ).status_code == 200
-        assert list(service.service.get(session_id).box.uploads.iterdir()) == []
+        assert list((await service.service.locate(session_id)).box.uploads.iterdir()) == []
 
 
 async def test_a_view_token_is_refused_at_the_cdp_upgrade_with_403_and_the_session_stays(
@@ -208,7 +208,7 @@ async def test_a_view_token_is_refused_at_the_cdp_upgrade_with_403_and_the_sessi
 
         status, error = await refused(cdp_with_view_token)
         assert status == 403 and error["error_details"]["code"] == "FORBIDDEN"
-        session = service.service.get(session_id)
+        session = await service.service.locate(session_id)
         assert session.state == "live" and session.relays.open_count == 0
         async with connect(body["cdp_url"], proxy=None, open_timeout=30) as ws:
             await ws.send(json.dumps({"id": 1, "method": "Browser.getVersion"}))
@@ -454,7 +454,7 @@ async def test_a_download_name_outside_the_folder_or_unknown_is_404(
 ) -> None:
     async with logged_in_service(tmp_path, site, master_profiles) as service:
         body = await create(service)
-        box = service.service.get(body["session_id"]).executor.box
+        box = (await service.service.locate(body["session_id"])).executor.box
         # A file beside the downloads folder, and a link inside it pointing there: neither may be served.
         outside = box.path / "outside.txt"
         outside.write_bytes(b"not a download")
@@ -476,7 +476,7 @@ async def test_downloads_are_deleted_with_their_session(
     async with logged_in_service(tmp_path, site, master_profiles) as service:
         body = await create(service)
         session_id = body["session_id"]
-        box = service.service.get(session_id).executor.box
+        box = (await service.service.locate(session_id)).executor.box
         await download_report(body["cdp_url"], site)
         await wait_until(lambda: any(box.downloads.iterdir()), DEADLINE, "the download on disk")
         assert box.path.is_relative_to(Path(f"/tmp/tiktok-sessions-{os.geteuid()}"))
@@ -530,7 +530,7 @@ async def test_an_upload_name_that_is_not_a_plain_file_name_is_422(
 ) -> None:
     async with logged_in_service(tmp_path, site, master_profiles) as service:
         body = await create(service)
-        box = service.service.get(body["session_id"]).executor.box
+        box = (await service.service.locate(body["session_id"])).executor.box
         answer = await service.client.post(
             tools_path(body["session_id"], "files"), params={"name": name}, content=b"payload"
         )
@@ -551,7 +551,7 @@ async def test_an_upload_over_max_upload_bytes_is_413_and_leaves_no_file(
 ) -> None:
     async with logged_in_service(tmp_path, site, master_profiles, MAX_UPLOAD_BYTES=1000) as service:
         body = await create(service)
-        box = service.service.get(body["session_id"]).executor.box
+        box = (await service.service.locate(body["session_id"])).executor.box
         data = os.urandom(1001)
         answer = await service.client.post(
             tools_path(body["session_id"], "files"),
@@ -568,7 +568,7 @@ async def test_an_upload_of_exactly_max_upload_bytes_is_stored(
 ) -> None:
     async with logged_in_service(tmp_path, site, master_profiles, MAX_UPLOAD_BYTES=1000) as service:
         body = await create(service)
-        box = service.service.get(body["session_id"]).executor.box
+        box = (await service.service.locate(body["session_id"])).executor.box
         data = os.urandom(1000)
         answer = await service.client.post(
             tools_path(body["session_id"], "files"), params={"name": "clip.mp4"}, content=chunks_of(data, 300)
@@ -587,7 +587,7 @@ async def test_a_cdp_connection_over_max_relays_per_session_is_429_before_the_up
 ) -> None:
     async with logged_in_service(tmp_path, site, master_profiles, MAX_RELAYS_PER_SESSION=2) as service:
         body = await create(service)
-        session = service.service.get(body["session_id"])
+        session = await service.service.locate(body["session_id"])
         async with (
             connect(body["cdp_url"], proxy=None, open_timeout=30) as first,
             connect(body["cdp_url"], proxy=None, open_timeout=30) as second,
@@ -607,7 +607,7 @@ async def test_closing_one_of_max_relays_per_session_lets_a_new_one_in(
 ) -> None:
     async with logged_in_service(tmp_path, site, master_profiles, MAX_RELAYS_PER_SESSION=2) as service:
         body = await create(service)
-        session = service.service.get(body["session_id"])
+        session = await service.service.locate(body["session_id"])
         async with connect(body["cdp_url"], proxy=None, open_timeout=30) as staying:
             second = await connect(body["cdp_url"], proxy=None, open_timeout=30)
             await second.close()

@@ -9,23 +9,16 @@ from pathlib import Path
 import patchright
 import pytest
 
-from tests.fakes.profiles import install_master
-from tests.fakes.server import StandinServer
-from tests.service_harness import RunningService, assert_error, browsers_under, running_service, wait_until
+from tests.support.harness import RunningService, assert_error, browsers_under, running_service, wait_until
+from tests.support.processes import parent_of
+from tests.support.profiles import install_master
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 
 # Patchright's Node driver: `…/patchright/driver/node …/patchright/driver/package/cli.js run-driver`.
 # (The test fixtures build profiles with plain Playwright, whose driver lives elsewhere.)
 PATCHRIGHT_DRIVER = str(Path(patchright.__file__).parent / "driver")
-
-
-def parent_of(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[1])  # the command name in (…) may hold spaces
 
 
 def driver_processes() -> set[int]:
@@ -89,7 +82,7 @@ async def test_killed_driver_ends_its_sessions_as_driver_lost_and_the_next_sessi
     before = driver_processes()
     async with running_service(tmp_path, site.url) as service:
         session_ids = [await create(service), await create(service)]
-        sessions = [service.service.get(session_id) for session_id in session_ids]
+        sessions = [await service.service.locate(session_id) for session_id in session_ids]
         (driver,) = driver_processes() - before
         os.kill(driver, signal.SIGKILL)
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from playwright.async_api import BrowserContext, Page, async_playwright
 
-from tests.fakes.profiles import CHROMIUM_FLAGS, CHROMIUM_PATH, install_master
-from tests.fakes.server import StandinServer
+from tests.support.profiles import CHROMIUM_FLAGS, CHROMIUM_PATH, install_master
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 

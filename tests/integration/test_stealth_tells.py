@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from app.services.common.browser import browser_version, find_browser
-from tests.fakes.profiles import install_master
-from tests.fakes.server import StandinServer
-from tests.service_harness import running_service
+from tests.support.harness import running_service
+from tests.support.profiles import install_master
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 
@@ -45,7 +45,7 @@ async def test_sessions_show_bot_checks_what_a_real_chrome_shows(
         for _ in range(SESSIONS):
             response = await service.client.post("/tiktok/session")
             assert response.status_code == 200, response.text
-            executor = service.service.get(response.json()["session_id"]).executor
+            executor = (await service.service.locate(response.json()["session_id"])).executor
             seen = await bot_check(executor.active_page(), site)
             headers = seen["headers"]
             fingerprint = executor.identity.fingerprint

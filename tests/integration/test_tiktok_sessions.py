@@ -11,9 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fakes.profiles import install_master
-from tests.fakes.server import StandinServer, free_port
-from tests.service_harness import (
+from tests.support import free_port
+from tests.support.harness import (
     RunningService,
     assert_error,
     browsers_under,
@@ -21,6 +20,8 @@ from tests.service_harness import (
     tree_digest,
     wait_until,
 )
+from tests.support.profiles import install_master
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 
@@ -209,7 +210,7 @@ async def test_max_session_duration_ends_the_session(
     async with running_service(tmp_path, site.url, MAX_SESSION_DURATION=3) as service:
         session_id = await create(service)
         handed_out = time.monotonic()
-        live = service.service.get(session_id)
+        live = await service.service.locate(session_id)
         await assert_session_ends(service, session_id, within=10)
         # Not a session that died at once: it lived its three seconds and ended for that reason.
         assert live.end_reason == "max_duration"
@@ -222,7 +223,7 @@ async def test_closing_the_last_page_ends_the_session(
     install_master(master_profiles["logged_in"], tmp_path)
     async with running_service(tmp_path, site.url) as service:
         session_id = await create(service)
-        executor = service.service.get(session_id).executor
+        executor = (await service.service.locate(session_id)).executor
         assert executor is not None
         for page in list(executor.context.pages):
             await page.close()
@@ -248,7 +249,7 @@ async def test_master_is_byte_identical_after_a_session_that_browsed_and_set_coo
     before = tree_digest(master)
     async with running_service(tmp_path, site.url) as service:
         session_id = await create(service)
-        page = service.service.get(session_id).executor.page
+        page = (await service.service.locate(session_id)).executor.page
         await page.goto(site.url_for("__standin/login?user=mallory"))
         await page.goto(site.url_for("explore"))
         cookies = await page.context.cookies([site.url])
@@ -337,7 +338,9 @@ async def test_client_that_gave_up_does_not_keep_a_session(
             await impatient.post("/tiktok/session")
         await impatient.aclose()
         # The service finishes the start, finds nobody listening, and ends what it made.
-        await wait_until(lambda: not service.service.live() and not service.service.starting, 15, "the end")
+        await wait_until(
+            lambda: not service.service.live_by_mode() and not service.service.starting, 15, "the end"
+        )
         await wait_until(lambda: service.clone_dirs() == [], timeout=5, what="the clone to go")
         assert browsers_under(tmp_path) == []
 

@@ -7,11 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
-import signal
-import sys
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -21,9 +17,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.fakes.profiles import install_master
-from tests.fakes.server import StandinServer
-from tests.service_harness import (
+from tests.support.harness import (
     API_KEY,
     RunningService,
     assert_error,
@@ -31,10 +25,11 @@ from tests.service_harness import (
     running_service,
     wait_until,
 )
+from tests.support.playwright_client import PlaywrightClient
+from tests.support.profiles import install_master
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
-
-PLAYWRIGHT_CLIENT = Path(__file__).resolve().parents[1] / "clients" / "playwright_client.py"
 
 START_DEADLINE = 90.0  # the waiting session goes live (clone, launch, detection) on a loaded machine
 ANSWER_DEADLINE = 60.0  # the held response arrives once the session has ended
@@ -71,7 +66,9 @@ async def waiting_post(service: RunningService) -> AsyncIterator[tuple[httpx.Asy
 
 async def listed_while_waiting(service: RunningService, post: asyncio.Task) -> dict[str, Any]:
     """The waiting session, as `GET /tiktok/sessions` lists it while the POST is still held."""
-    await wait_until(lambda: service.service.live() or post.done(), START_DEADLINE, "the session to go live")
+    await wait_until(
+        lambda: service.service.live_by_mode() or post.done(), START_DEADLINE, "the session to go live"
+    )
     if post.done():
         raise AssertionError(f"the waiting POST answered before the session ended: {post.result().text}")
     listed = (await service.client.get("/tiktok/sessions")).json()["sessions"]
@@ -152,31 +149,13 @@ async def test_browser_close_from_a_client_answers_the_waiting_post_with_200_cli
         waiting_post(service) as (_, post),
     ):
         listed = await listed_while_waiting(service, post)
-        with tempfile.TemporaryFile() as stderr:
-            client = await asyncio.create_subprocess_exec(
-                sys.executable,
-                str(PLAYWRIGHT_CLIENT),
-                listed["cdp_url"],
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=stderr,
-                start_new_session=True,  # with Playwright's Node driver, killed as one group
-            )
-            try:
-                assert client.stdin is not None and client.stdout is not None
-                attached = await asyncio.wait_for(client.stdout.readline(), CLIENT_DEADLINE)
-                stderr.seek(0)
-                assert json.loads(attached or b"{}").get("attached") is True, stderr.read()
-                client.stdin.write(b'{"op": "browser_close"}\n')
-                await client.stdin.drain()
-                sent = json.loads(await asyncio.wait_for(client.stdout.readline(), CLIENT_DEADLINE))
-                assert sent["sent"] is True
+        client = await PlaywrightClient.attach(listed["cdp_url"])
+        try:
+            assert (await client.run("browser_close"))["sent"] is True
 
-                assert_ended_with(await answer(post), listed["session_id"], "client_closed")
-            finally:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(client.pid, signal.SIGKILL)
-                await client.wait()
+            assert_ended_with(await answer(post), listed["session_id"], "client_closed")
+        finally:
+            await client.kill()
         assert service.clone_dirs() == []
         assert browsers_under(tmp_path) == []
 
@@ -220,7 +199,7 @@ async def test_the_waiting_client_hanging_up_ends_the_session(
     async with logged_in_service(tmp_path, site, master_profiles) as service:
         async with waiting_post(service) as (client, post):
             listed = await listed_while_waiting(service, post)
-            session = service.service.get(listed["session_id"])
+            session = await service.service.locate(listed["session_id"])
             clone = service.clones_dir / session.id
             assert clone.is_dir()
             post.cancel()
@@ -294,7 +273,7 @@ async def test_service_shutdown_ends_a_waiting_session_and_stops_promptly(
     try:
         async with waiting_post(service) as (_, post):
             listed = await listed_while_waiting(service, post)
-            session = service.service.get(listed["session_id"])
+            session = await service.service.locate(listed["session_id"])
             clone = service.clones_dir / session.id
             # What SIGTERM does: uvicorn's should_exit, then its shutdown, then the app's lifespan shutdown.
             stopping = asyncio.create_task(stack.aclose())

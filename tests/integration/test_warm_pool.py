@@ -11,9 +11,9 @@ import pytest
 
 from app.services.common.generation import bump_generation
 from app.services.tiktok.session import LiveSession
-from tests.fakes.profiles import build_master_profile, install_master
-from tests.fakes.server import StandinServer
-from tests.service_harness import RunningService, assert_error, browsers_under, running_service, wait_until
+from tests.support.harness import RunningService, assert_error, browsers_under, running_service, wait_until
+from tests.support.profiles import build_master_profile, install_master
+from tests.support.standin.server import StandinServer
 
 pytestmark = pytest.mark.browser
 

@@ -25,9 +25,10 @@ from app.services.cluster.registry import (
     nonce_key,
     record_key,
 )
+from app.services.tiktok.service import session_record
 from app.services.tiktok.session import LiveSession
-from tests.redis_server import RedisServer
-from tests.service_harness import settings_for_test
+from tests.support.harness import settings_for_test
+from tests.support.redis_server import RedisServer
 
 MASTER_LOCK_KEY = master_lock_key("default")
 
@@ -75,6 +76,12 @@ async def live_session(settings: Settings, ended: list[str] | None = None) -> Li
     return session
 
 
+async def publish(cluster: ClusterRegistry, session: LiveSession, reservation: str) -> None:
+    """What the service does once a session is live: publish its record, and serve it to the heartbeat."""
+    cluster.watch(lambda: [session_record(session, cluster)] if session.state == "live" else [])
+    await cluster.publish(session_record(session, cluster), reservation)
+
+
 async def test_concurrent_reservations_from_two_instances_never_pass_the_cap(
     redis_server: RedisServer, store: redis.asyncio.Redis
 ) -> None:
@@ -106,7 +113,7 @@ async def test_a_published_session_is_read_by_the_other_instance_and_withdrawn_a
         await settled(store)
         reservation = await a.reserve()
         session = await live_session(cluster_settings(redis_server, "a"))
-        await a.publish(session, reservation)
+        await publish(a, session, reservation)
         assert await store.zrange(SLOTS_KEY, 0, -1) == [session.id], "the reservation became the session"
 
         record = await b.lookup(session.id)
@@ -136,7 +143,7 @@ async def test_the_heartbeat_keeps_records_alive_and_a_dead_owners_expire_within
         await a.start()
         await settled(store)
         session = await live_session(settings)
-        await a.publish(session, await a.reserve())
+        await publish(a, session, await a.reserve())
         # Longer than the TTL: only the heartbeat can have kept it.
         deadline = time.monotonic() + TTL * 2
         while time.monotonic() < deadline:
@@ -201,7 +208,7 @@ async def test_an_outage_answers_at_once_and_the_registry_recovers_without_a_res
     async with registry(redis_server, "a") as a:
         await settled(store)
         session = await live_session(cluster_settings(redis_server, "a"))
-        await a.publish(session, await a.reserve())
+        await publish(a, session, await a.reserve())
         assert await a.check() == "ok"
 
         redis_server.stop()
@@ -239,7 +246,7 @@ async def test_after_a_data_loss_nothing_is_granted_until_every_instance_could_r
     ):
         await settled(store)
         on_a = await live_session(cluster_settings(redis_server, "a"))
-        await a.publish(on_a, await a.reserve())
+        await publish(a, on_a, await a.reserve())
         starting_on_b = await b.reserve()
 
         await store.flushall()
@@ -273,7 +280,7 @@ async def test_the_heartbeat_alone_notices_a_loss_and_republishes_within_its_int
     async with registry(redis_server, "a", CLUSTER_MAX_SESSIONS=2) as a:
         await settled(store)
         session = await live_session(cluster_settings(redis_server, "a"))
-        await a.publish(session, await a.reserve())
+        await publish(a, session, await a.reserve())
         await store.flushall()
         started = time.monotonic()
         while await store.exists(record_key(session.id)) == 0:

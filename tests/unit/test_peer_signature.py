@@ -21,7 +21,7 @@ from app.api.forwarding import (
     Forwarder,
 )
 from app.core.errors import Unauthorized
-from tests.service_harness import settings_for_test
+from tests.support.harness import settings_for_test
 
 PATH = "/tiktok/session/1f0c/screenshot"
 QUERY = "token=abc&full_page=true"

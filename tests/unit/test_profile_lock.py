@@ -14,7 +14,7 @@ import pytest
 from app.core.errors import UserDataLocked
 from app.services.common import profile_lock
 from app.services.common.profile_lock import HeldLock, ProfileLock
-from tests.holders import READY_TIMEOUT, held_by_other_process
+from tests.support.holders import READY_TIMEOUT, held_by_other_process
 
 
 @pytest.fixture

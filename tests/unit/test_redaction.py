@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from app.core.redaction import log_secrets, redact_text
-from tests.service_harness import settings_for_test
+from tests.support.harness import settings_for_test
 
 
 def test_a_proxy_without_credentials_hides_nothing() -> None:

@@ -21,8 +21,8 @@ from app.api.state import AppState, app_state
 from app.core.config import Settings, load_settings
 from app.main import create_app
 from app.services.tiktok.service import TiktokService
-from tests.fakes.server import REPO_ROOT, free_port
-from tests.service_harness import SERVICE_VARIABLES, settings_for_test
+from tests.support import REPO_ROOT, free_port
+from tests.support.harness import SERVICE_VARIABLES, settings_for_test
 
 STARTUP_DEADLINE = 60.0  # `python -m app` importing everything and listening, on a loaded machine
 BOOLEAN_SETTINGS = sorted(name for name, field in Settings.model_fields.items() if field.annotation is bool)

@@ -19,7 +19,7 @@ from app.services.common.user_data import (
     clone_master,
     sweep_orphan_clones,
 )
-from tests.holders import READY_TIMEOUT, held_by_other_process
+from tests.support.holders import READY_TIMEOUT, held_by_other_process
 
 KEPT_FILES = {
     "Local State": b'{"profile": {"info_cache": {}}}',

@@ -43,11 +43,11 @@ import logging
 import math
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
@@ -60,9 +60,6 @@ from app.core.errors import RegistryUnavailable, TooManySessions, UserDataLocked
 from app.schemas.tiktok import SessionInfo
 from app.services.cluster import scripts
 from app.services.common.access import Scope
-
-if TYPE_CHECKING:
-    from app.services.tiktok.session import LiveSession
 
 logger = logging.getLogger(__name__)
 
@@ -226,7 +223,10 @@ class ClusterRegistry:
         self._refresh = self._redis.register_script(scripts.REFRESH)
         self._renew = self._redis.register_script(scripts.RENEW)
         self._release = self._redis.register_script(scripts.RELEASE)
-        self._owned: dict[str, LiveSession] = {}
+        # The sessions this instance published and has not withdrawn; what their records say now is read
+        # from `watch`'s source at each heartbeat.
+        self._owned: set[str] = set()
+        self._serving: Callable[[], Iterable[SessionRecord]] = lambda: ()
         self._starting: set[str] = set()
         self._leases: set[MasterLease] = set()
         # Members whose removal failed (Redis was down); the next heartbeat removes them first.
@@ -242,6 +242,11 @@ class ClusterRegistry:
         self.problem: str | None = None
 
     # --- life ------------------------------------------------------------------------------------------
+
+    def watch(self, records: Callable[[], Iterable[SessionRecord]]) -> None:
+        """Where the heartbeat reads this instance's live sessions, as records built by their owner (the
+        service): their info changes (idle expiry, login), so the registry keeps no copy of its own."""
+        self._serving = records
 
     async def start(self) -> None:
         """Reach Redis once (an outage at start is reported by /ready, not fatal), then keep beating."""
@@ -286,7 +291,7 @@ class ClusterRegistry:
                 stale = sorted(self._unremoved)
                 await self._run(self._remove(stale))
                 self._unremoved.difference_update(stale)
-            records = [self._record_of(s) for s in self._owned.values() if s.state == "live"]
+            records = [record for record in self._serving() if record.id in self._owned]
             keys = [*_GENERATION_KEYS, SLOTS_KEY, *(record_key(record.id) for record in records)]
             args: list[Any] = [self._ttl_ms, uuid.uuid4().hex, len(records)]
             args += [record.id for record in records]
@@ -339,17 +344,6 @@ class ClusterRegistry:
         except (RegistryUnavailable, TimeoutError):
             self._unremoved.update(members)
 
-    def _record_of(self, session: LiveSession) -> SessionRecord:
-        details = session.info().model_dump(mode="json", exclude={"cdp_url", "view_url"})
-        return SessionRecord(
-            session.id,
-            session.token,
-            self.instance_id,
-            self.instance_url,
-            details,
-            view_token=session.view_token,
-        )
-
     # --- what the service asks -------------------------------------------------------------------------
 
     async def check(self) -> str:
@@ -382,11 +376,8 @@ class ClusterRegistry:
                 break
             await self.beat()
         if answer == Reservation.FULL:
-            raise TooManySessions(
-                f"{self.limit} sessions are live or starting in the cluster (CLUSTER_MAX_SESSIONS); "
-                "end one with DELETE /tiktok/session/{id} or retry later",
-                retry_after=await self._retry_after(),
-                limit=self.limit,
+            raise TooManySessions.cap_reached(
+                self.limit or 0, "CLUSTER_MAX_SESSIONS", await self._expiries(), " in the cluster"
             )
         if answer != Reservation.GRANTED:
             wait = max(1, math.ceil((recovering_ms or self._ttl_ms) / 1000))
@@ -406,29 +397,28 @@ class ClusterRegistry:
         self._starting.discard(reservation)
         await self._drop([reservation])
 
-    async def publish(self, session: LiveSession, reservation: str) -> None:
+    async def publish(self, record: SessionRecord, reservation: str) -> None:
         """The session is live: its reservation becomes its record. Never raises (the heartbeat retries)."""
-        self._owned[session.id] = session
+        self._owned.add(record.id)
         self._starting.discard(reservation)
-        record = self._record_of(session)
         try:
             async with asyncio.timeout(WITHDRAW_WAIT), self._writes:
                 await self._run(
                     self._publish(
-                        keys=[SLOTS_KEY, record_key(session.id)],
-                        args=[self._ttl_ms, reservation, session.id, record.to_json()],
+                        keys=[SLOTS_KEY, record_key(record.id)],
+                        args=[self._ttl_ms, reservation, record.id, record.to_json()],
                     )
                 )
         except (RegistryUnavailable, TimeoutError):
             self._unremoved.add(reservation)
-            logger.warning("registry.publish_deferred", extra={"session_id": session.id})
-        if session.state != "live":
+            logger.warning("registry.publish_deferred", extra={"session_id": record.id})
+        if record.id not in self._owned:
             # It ended while being published, and its withdrawal may have run before the record was written.
-            await self.withdraw(session.id)
+            await self._drop([record.id])
 
     async def withdraw(self, session_id: str) -> None:
         """The session ended: its record and slot go (within WITHDRAW_WAIT, else by the heartbeat)."""
-        self._owned.pop(session_id, None)
+        self._owned.discard(session_id)
         await self._drop([session_id])
 
     async def lookup(self, session_id: str) -> SessionRecord | None:
@@ -443,14 +433,13 @@ class ClusterRegistry:
         found = [SessionRecord.from_json(raw) for raw in raws if raw]
         return sorted(found, key=lambda record: record.details["created_at"])
 
-    async def _retry_after(self) -> int:
+    async def _expiries(self) -> list[datetime]:
+        """When the cluster's live sessions end by themselves; none known while Redis cannot be read."""
         try:
             records = await self.records()
         except RegistryUnavailable:
-            return 5
-        now = datetime.now(UTC)
-        remaining = [(record.info().expires_at - now).total_seconds() for record in records]
-        return max(1, math.ceil(min(remaining))) if remaining else 5
+            return []
+        return [record.info().expires_at for record in records]
 
     async def lease_master(
         self, timeout: float, on_lost: Callable[[], None], account: str = "default"

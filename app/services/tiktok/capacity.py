@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 from app.core.errors import TooManySessions
 from app.services.tiktok.accounts import Account
-
-
-def retry_after(expiries: Iterable[datetime]) -> int:
-    """Seconds until the first of these sessions ends by itself (5 when none is known)."""
-    now = datetime.now(UTC)
-    remaining = [(expires_at - now).total_seconds() for expires_at in expiries]
-    return max(1, math.ceil(min(remaining))) if remaining else 5
 
 
 class Capacity:
@@ -48,17 +40,12 @@ class Capacity:
     def check(self, account: Account, live: int, expiries: Iterable[datetime]) -> None:
         """TooManySessions when one more session of `account` would be over a limit."""
         if live + self.starting >= self.max_sessions:
-            raise TooManySessions(
-                f"{self.max_sessions} sessions are live or starting (MAX_SESSIONS); "
-                "end one with DELETE /tiktok/session/{id} or retry later",
-                retry_after=retry_after(expiries),
-                limit=self.max_sessions,
-            )
+            raise TooManySessions.cap_reached(self.max_sessions, "MAX_SESSIONS", expiries)
         if not self._account_has_room(account):
-            raise TooManySessions(
-                f"account {account.name} has {self.per_account} sessions live or starting "
-                "(MAX_SESSIONS_PER_ACCOUNT); end one or retry later",
-                retry_after=retry_after(expiries),
-                limit=self.per_account,
+            raise TooManySessions.cap_reached(
+                self.per_account,
+                "MAX_SESSIONS_PER_ACCOUNT",
+                expiries,
+                f" for account {account.name}",
                 account=account.name,
             )

@@ -62,6 +62,8 @@ class TiktokService:
         self._background: set[asyncio.Task[None]] = set()
         self._started = False
         self.metrics.watch(self)
+        if cluster is not None:
+            cluster.watch(lambda: [session_record(session, cluster) for session in self._live()])
 
     async def start(self) -> None:
         await asyncio.to_thread(self.layout.ensure)
@@ -178,54 +180,41 @@ class TiktokService:
 
     # --- looking sessions up ---------------------------------------------------------------------------
 
-    def find(self, session_id: str) -> LiveSession | None:
-        session = self._sessions.get(session_id)
-        return session if session is not None and session.state is SessionState.LIVE else None
-
-    def get(self, session_id: str) -> LiveSession:
-        session = self.find(session_id)
-        if session is None:
-            raise SessionNotFound(f"no live session with id {session_id}")
-        return session
-
-    async def find_anywhere(
-        self, session_id: str, here_only: bool = False
-    ) -> LiveSession | SessionRecord | None:
-        """This instance's live session, else (cluster mode) the record of the instance that owns it.
+    async def locate(self, session_id: str, here_only: bool = False) -> LiveSession | SessionRecord:
+        """The live session `session_id`: this instance's, else (cluster mode) the record of the instance
+        that owns it; SessionNotFound when there is none.
 
         `here_only`: a request another instance forwarded here is answered here, never forwarded on.
         """
-        session = self.find(session_id)
-        if session is not None or self.cluster is None or here_only:
+        session = self._sessions.get(session_id)
+        if session is not None and session.state is SessionState.LIVE:
             return session
-        record = await self.cluster.lookup(session_id)
-        # A record of this very instance names a session that is ending: there is no one to forward to.
-        return None if record is None or record.owner_id == self.cluster.instance_id else record
+        if self.cluster is not None and not here_only:
+            record = await self.cluster.lookup(session_id)
+            # A record of this very instance names a session that is ending: there is no one to forward to.
+            if record is not None and record.owner_id != self.cluster.instance_id:
+                return record
+        raise SessionNotFound(f"no live session with id {session_id}")
 
-    async def locate(self, session_id: str, here_only: bool = False) -> LiveSession | SessionRecord:
-        found = await self.find_anywhere(session_id, here_only)
-        if found is None:
-            raise SessionNotFound(f"no live session with id {session_id}")
-        return found
-
-    async def everywhere(self) -> list[LiveSession | SessionRecord]:
+    async def list_sessions(self) -> list[LiveSession | SessionRecord]:
         """The live sessions of this instance and, in cluster mode, of every other one, oldest first."""
+        here: list[LiveSession | SessionRecord] = [*self._live()]
         if self.cluster is None:
-            return list(self.live())
+            return here
         others = [r for r in await self.cluster.records() if r.owner_id != self.cluster.instance_id]
-        return sorted([*self.live(), *others], key=lambda session: session.info().created_at)
+        return sorted([*here, *others], key=lambda session: session.info().created_at)
 
     @property
     def starting(self) -> int:
         """Sessions being opened right now (they count against MAX_SESSIONS too)."""
         return self.capacity.starting
 
-    def live(self) -> list[LiveSession]:
+    def _live(self) -> list[LiveSession]:
         return [s for s in self._sessions.values() if s.state is SessionState.LIVE]
 
     def live_by_mode(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for session in self.live():
+        for session in self._live():
             counts[session.mode.value] = counts.get(session.mode.value, 0) + 1
         return counts
 
@@ -237,7 +226,7 @@ class TiktokService:
         return pool.ready_count if pool is not None else 0
 
     def relays_open(self) -> int:
-        return sum(session.relays.open_count for session in self.live())
+        return sum(session.relays.open_count for session in self._live())
 
     def isolation(self) -> str:
         return self.browsers.isolation.value
@@ -282,7 +271,7 @@ class TiktokService:
         account.handed_out()
         session.go_live(self._forget)
         if self.cluster is not None and reservation is not None:
-            await self.cluster.publish(session, reservation)
+            await self.cluster.publish(session_record(session, self.cluster), reservation)
         login = session.login
         assert login is not None
         logger.info(
@@ -352,7 +341,7 @@ class TiktokService:
         account.live += 1
         session.go_live(self._forget)
         if self.cluster is not None and reservation is not None:
-            await self.cluster.publish(session, reservation)
+            await self.cluster.publish(session_record(session, self.cluster), reservation)
         logger.info("login.started", extra={"session_id": session.id, "account": name})
         return session
 
@@ -402,3 +391,19 @@ class TiktokService:
 
 def _lru(account: Account) -> float:
     return account.last_handed_out
+
+
+def session_record(session: LiveSession, cluster: ClusterRegistry) -> SessionRecord:
+    """What the cluster registry holds of a session this instance owns: owner, tokens and what GET shows.
+
+    Without `cdp_url` and `view_url`: the instance a client reaches builds them with its own address.
+    """
+    details = session.info().model_dump(mode="json", exclude={"cdp_url", "view_url"})
+    return SessionRecord(
+        session.id,
+        session.token,
+        cluster.instance_id,
+        cluster.instance_url,
+        details,
+        view_token=session.view_token,
+    )

@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from tests.fakes.server import free_port
+from tests.support import free_port
 
 
 class RedisServer:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -12,19 +11,15 @@ from pathlib import Path
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support import REPO_ROOT, free_port
+
+STANDIN_MODULE = "tests.support.standin.tiktok_site"
 STARTUP_DEADLINE = 15.0
 STOP_GRACE = 3.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class StandinServer:
-    """Context manager around `python -m tests.fakes.tiktok_site`.
+    """Context manager around `python -m tests.support.standin.tiktok_site`.
 
     A separate process (not an in-process thread) so a test browser sees real network behaviour and
     a "hanging" request in the site cannot block the test's own event loop.
@@ -38,7 +33,7 @@ class StandinServer:
         self._control = httpx.Client(base_url=self.url, timeout=5.0)
 
     def start(self) -> StandinServer:
-        cmd = [sys.executable, "-m", "tests.fakes.tiktok_site", "--host", self.host, "--port", str(self.port)]
+        cmd = [sys.executable, "-m", STANDIN_MODULE, "--host", self.host, "--port", str(self.port)]
         # A file, not a pipe: nobody drains a pipe while tests run, and a full pipe would stall the site.
         log_fd, log_name = tempfile.mkstemp(prefix="standin-", suffix=".log")
         self._log_path = Path(log_name)

@@ -6,7 +6,7 @@ at runtime through control routes under /__standin/.
 
 Served over plain http on 127.0.0.1, so no cookie carries the Secure flag (Chromium would drop it).
 
-Run: python -m tests.fakes.tiktok_site --host 127.0.0.1 --port 8123 [--mode normal]
+Run: python -m tests.support.standin.tiktok_site --host 127.0.0.1 --port 8123 [--mode normal]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from tests.fakes import pages
+from tests.support.standin import pages
 
 SESSION_COOKIES = ("sessionid", "sessionid_ss", "sid_tt")
 # TikTok's default web session lifetime (visible as the third field of sid_guard).
