@@ -7,11 +7,14 @@ Importing this module reads no configuration: `create_app()` does. `app.asgi:app
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from functools import partial
 
+import fastapi.routing
 from fastapi import FastAPI
+from fastapi.routing import APIRoute, APIWebSocketRoute
+from starlette.routing import BaseRoute, NoMatchFound
 
 from app.api import forwarding
 from app.api.docs import install_docs
@@ -77,4 +80,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLog)
     install_docs(app)
     app.include_router(router)
+    _build_routes(app)
     return app
+
+
+def _build_routes(app: FastAPI) -> None:
+    """FastAPI builds a route's models on the route's first request (~30 ms for POST /tiktok/session),
+    and reads its endpoint's source for error messages (~7 ms): the first burst of POSTs a fresh service
+    answers would wait behind both. Looking up a name no route has walks every route."""
+    with suppress(NoMatchFound):
+        app.url_path_for("build every route now")
+    # Private to FastAPI (0.120+), cached per endpoint; without it the first request pays as before.
+    endpoint_context = getattr(fastapi.routing, "_extract_endpoint_context", None)
+    if endpoint_context is not None:
+        for endpoint in _endpoints(app.router.routes):
+            endpoint_context(endpoint)
+
+
+def _endpoints(routes: Sequence[BaseRoute]) -> Iterator[Callable[..., object]]:
+    for route in routes:
+        if isinstance(route, APIRoute | APIWebSocketRoute):
+            yield route.endpoint
+        included = getattr(route, "original_router", None)  # FastAPI 0.160+: an included router
+        if included is not None:
+            yield from _endpoints(included.routes)

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 from playwright.async_api import Playwright, async_playwright
 
 from app.core.config import Settings
@@ -35,6 +36,7 @@ from bench.stats import Figure, load_average, percentile, table
 from tests.support import harness
 from tests.support.harness import API_KEY, RunningService, running_service, wait_until
 from tests.support.profiles import build_master_profile
+from tests.support.service_process import service_process
 from tests.support.standin.server import StandinServer
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -262,27 +264,64 @@ async def warm_posts(work: Path, master: Path, url: str) -> list[dict[str, Any]]
     return records
 
 
-async def warm_burst(work: Path, master: Path, url: str) -> list[list[float]]:
-    """Per burst, the answer time of each of BURST_SIZE concurrent POSTs, the pool full before each."""
+async def warm_burst(work: Path, master: Path, url: str) -> dict[str, Any]:
+    """Per burst, the answer time of each of BURST_SIZE concurrent POSTs, the pool full before each.
+
+    The service runs as `python -m app` in its own process: in this process the bench's own client would
+    share the service's event loop and time itself. Each POST has its own keep-alive connection, opened
+    before the burst (a client that keeps a pool does not pay the TCP handshake per request).
+    """
     user_data = install(master, work / "burst")
+    settings = {
+        "WARM_SESSIONS": str(BURST_SIZE),
+        # The burst's sessions and the pool refilling behind them are all live at once.
+        "MAX_SESSIONS": str(2 * BURST_SIZE),
+        **{name: str(value) for name, value in LOADED.items()},
+    }
     bursts = []
-    # The burst's sessions and the pool refilling behind them are all live at once.
-    limits = {"MAX_SESSIONS": 2 * BURST_SIZE, "MAX_SESSIONS_PER_ACCOUNT": 2 * BURST_SIZE}
-    async with running_service(user_data, url, WARM_SESSIONS=BURST_SIZE, **limits, **LOADED) as service:
-        pool = service.service.warm
+    async with (
+        service_process(work, user_data, url, **settings) as service,
+        httpx.AsyncClient(
+            base_url=service.base_url,
+            headers={"X-API-Key": API_KEY},
+            timeout=POST_TIMEOUT,
+            limits=httpx.Limits(max_connections=BURST_SIZE, max_keepalive_connections=BURST_SIZE),
+        ) as client,
+    ):
+
+        async def pool_full() -> bool:
+            answer = await client.get("/ready")
+            return answer.status_code == 200 and answer.json()["warm_sessions"] == BURST_SIZE
+
+        async def timed_post() -> tuple[float, str]:
+            started = time.perf_counter()
+            answer = await client.post("/tiktok/session")
+            elapsed = ms_since(started)
+            if answer.status_code != 200:
+                raise RuntimeError(f"POST /tiktok/session: {answer.status_code} {answer.text}")
+            return elapsed, answer.json()["session_id"]
+
+        # A fresh service's first POST pays one-time costs (~25 ms: first use of its code paths and
+        # threads); it is timed apart, and the bursts measure the service as it runs.
+        await wait_until_async(pool_full, timeout=300, what="a full warm pool")
+        first, session_id = await timed_post()
+        (await client.delete(f"/tiktok/session/{session_id}")).raise_for_status()
         for _ in range(BURST_RUNS):
-            await wait_until(lambda: pool.ready_count == BURST_SIZE, timeout=300, what="a full warm pool")
-
-            async def timed_post() -> tuple[float, str]:
-                started = time.perf_counter()
-                session_id = await post(service)
-                return ms_since(started), session_id
-
+            await wait_until_async(pool_full, timeout=300, what="a full warm pool")
+            await asyncio.gather(*(client.get("/health") for _ in range(BURST_SIZE)))  # the connections
             answers = await asyncio.gather(*(timed_post() for _ in range(BURST_SIZE)))
             bursts.append([elapsed for elapsed, _ in answers])
             for _, session_id in answers:
-                await delete(service, session_id)
-    return bursts
+                (await client.delete(f"/tiktok/session/{session_id}")).raise_for_status()
+    return {"first_post_ms": first, "bursts": bursts}
+
+
+async def wait_until_async(check: Callable[[], Any], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)  # poll interval
 
 
 # --- 5: memory of the browser tree by number of live sessions -----------------------------------------
@@ -726,7 +765,7 @@ def figures_from(measured: dict[str, Any]) -> list[Figure]:
             note=f"{proven}/{len(warm)} handed out with login.state logged_in",
         )
     )
-    bursts = measured["burst"]
+    bursts = measured["burst"]["bursts"]
     slowest = [max(burst) for burst in bursts]
     out.append(
         Figure(
@@ -736,6 +775,13 @@ def figures_from(measured: dict[str, Any]) -> list[Figure]:
             target="each<=50 ms",
             met=max(slowest) <= 50,
             note=f"slowest answer of each burst: {', '.join(f'{ms:.0f}' for ms in slowest)} ms",
+        )
+    )
+    out.append(
+        Figure(
+            "  first POST a fresh service answers (warm, untimed in the bursts)",
+            "ms",
+            [measured["burst"]["first_post_ms"]],
         )
     )
     for status, samples in pairs["errors"].items():

@@ -21,7 +21,7 @@ from app.core.errors import AccountNotFound
 from app.services.common.generation import read_generation
 from app.services.common.identity import AccountIdentity, host_timezone, read_identity, write_identity
 from app.services.common.profile_lock import ProfileLock
-from app.services.common.user_data import UserDataLayout, is_account_name
+from app.services.common.user_data import DEFAULT_ACCOUNT, UserDataLayout, is_account_name
 from app.services.tiktok.login.login_detection import DetectionResult
 from app.services.tiktok.login.login_signals import LoginState
 
@@ -86,6 +86,16 @@ class AccountBook:
 
     async def names(self) -> list[str]:
         return await asyncio.to_thread(self._root.account_names)
+
+    async def with_generations(self) -> list[tuple[Account, str | None]]:
+        """Every account (the default one when there are none yet) with its master's generation, read
+        in one trip to a thread: a burst of POSTs waits on each trip behind the others."""
+
+        def read() -> list[tuple[str, str | None]]:
+            names = self._root.account_names() or [DEFAULT_ACCOUNT]
+            return [(name, read_generation(self._root.for_account(name))) for name in names]
+
+        return [(self.account(name), generation) for name, generation in await asyncio.to_thread(read)]
 
     def account(self, name: str) -> Account:
         """The account object for `name`, whether or not its master exists yet."""

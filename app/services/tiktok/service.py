@@ -248,7 +248,8 @@ class TiktokService:
         started = time.perf_counter()
         try:
             if account is not None:
-                session, warm = await self._create_for(await self.accounts.get(account))
+                named = await self.accounts.get(account)
+                session, warm = await self._create_for(named, await named.generation())
             else:
                 session, warm = await self._create_any()
         except ServiceError as error:
@@ -260,11 +261,12 @@ class TiktokService:
         )
         return session
 
-    async def _create_for(self, account: Account) -> tuple[LiveSession, bool]:
+    async def _create_for(self, account: Account, generation: str | None) -> tuple[LiveSession, bool]:
+        """`generation`: the account master's, as just read by the caller."""
         with self.capacity.slot(account, len(self._sessions), self._expiries()):
             async with self._cluster_slot() as reservation:
                 pool = self._pool_of(account)
-                warm = await pool.take() if pool is not None else None
+                warm = await pool.take(generation) if pool is not None else None
                 session = warm or await self.opener.open(account)
         self._sessions[session.id] = session
         account.live += 1
@@ -291,11 +293,11 @@ class TiktokService:
         """No account named: the least recently handed out of those proven logged in or not proven
         yet (a new account is tried, and so learnt); one whose last proof says it is not logged in is
         skipped until its master changes."""
-        names = await self.accounts.names() or [DEFAULT_ACCOUNT]
-        accounts = [self.accounts.account(name) for name in names]
-        generations = await asyncio.gather(*(account.generation() for account in accounts))
+        known = await self.accounts.with_generations()
+        accounts = [account for account, _ in known]
+        generation_of = {account.name: generation for account, generation in known}
         proven, unknown, tried = [], [], {}
-        for account, generation in zip(accounts, generations, strict=True):
+        for account, generation in known:
             state = account.proven_for(generation)
             if state is LoginState.LOGGED_IN:
                 proven.append(account)
@@ -305,14 +307,14 @@ class TiktokService:
                 tried[account.name] = f"last proof: {state.value}"
         if len(accounts) == 1:
             # One account: its own answer (409 with its signals, 423, 429) is the answer.
-            return await self._create_for(accounts[0])
+            return await self._create_for(accounts[0], generation_of[accounts[0].name])
         candidates = sorted(proven + unknown, key=_lru)
         for account in candidates:
             if not self.capacity.has_room(account, len(self._sessions)):
                 tried[account.name] = "no room"
                 continue
             try:
-                return await self._create_for(account)
+                return await self._create_for(account, generation_of[account.name])
             except NotLoggedIn as refused:
                 tried[account.name] = str(refused.extra.get("state", "logged_out"))
             except UserDataLocked:

@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 # POST takes is still fresh.
 RECHECK_SHARE = 0.75
 BACKOFF_FIRST = 1.0
+# A refill waits until no session has been taken for this long: a clone and a Chromium launch started in
+# the middle of a burst of POSTs take the CPU that the burst's other answers need (2 cores).
+REFILL_QUIET = 0.25  # seconds
 BACKOFF_MAX = 60.0
 
 OpenSession = Callable[[], Awaitable[LiveSession]]
@@ -52,6 +55,7 @@ class WarmPool:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.launches = 0  # sessions the pool has started, for operators and tests
+        self._last_taken = 0.0  # time.monotonic() of the last take()
 
     @property
     def ready_count(self) -> int:
@@ -72,9 +76,10 @@ class WarmPool:
         ready, self._ready = self._ready, []
         await asyncio.gather(*(session.close(EndReason.SHUTDOWN) for session in ready))
 
-    async def take(self) -> LiveSession | None:
-        """A proven session for a POST, or None (the caller then opens one cold)."""
-        generation = await self._current_generation() if self._ready else None
+    async def take(self, generation: str | None) -> LiveSession | None:
+        """A proven session of the master at `generation` for a POST, or None (the caller then opens one
+        cold)."""
+        self._last_taken = time.monotonic()
         while self._ready:
             session = self._ready.pop(0)
             self._wake.set()  # refill behind the one taken
@@ -116,6 +121,7 @@ class WarmPool:
             while self.ready_count + self._checking >= self.size:
                 self._wake.clear()
                 await self._wake.wait()
+            await self._until_takes_pause()
             generation = await self._current_generation()
             if backoff and generation == failed_generation:
                 # The master stays as it was: wait, then try again (a changed master is tried at once).
@@ -144,6 +150,13 @@ class WarmPool:
             self._ready.append(session)
             if session.executor is not None:
                 session.executor.on_end(lambda _reason, s=session: self._wake.set())
+
+    async def _until_takes_pause(self) -> None:
+        """Returns once no session has been taken for REFILL_QUIET (each take pushes the moment back)."""
+        quiet_at = self._last_taken + REFILL_QUIET
+        while quiet_at > time.monotonic():
+            await asyncio.sleep(quiet_at - time.monotonic())
+            quiet_at = self._last_taken + REFILL_QUIET
 
     async def _sleep_unless_master_changes(self, seconds: float, generation: str | None) -> None:
         deadline = time.monotonic() + seconds
