@@ -189,27 +189,37 @@ async def cold_run(service: RunningService) -> dict:
 
 
 async def cold_vs_bare(work: Path, master: Path, url: str) -> dict[str, Any]:
-    user_data = install(master, work / "cold")
     async with (
         async_playwright() as playwright,
-        running_service(user_data, url, WARM_SESSIONS=0, SESSION_ISOLATION="sandbox") as service,
+        running_service(
+            install(master, work / "cold"), url, WARM_SESSIONS=0, SESSION_ISOLATION="sandbox"
+        ) as service,
+        running_service(
+            install(master, work / "cold-none"), url, WARM_SESSIONS=0, SESSION_ISOLATION="none"
+        ) as unboxed,
     ):
         # Untimed first runs: the shared driver, Playwright's driver and the page cache start here.
         lookup = await bare_run(playwright, master, url, work, lookups=LOOKUP_RUNS)
         await cold_run(service)
-        bare, cold = [], []
+        await cold_run(unboxed)
+        bare: list[dict] = []
+        cold: list[dict] = []
+        cold_none: list[dict] = []
+        steps = [
+            lambda: bare_run(playwright, master, url, work),
+            lambda: cold_run(service),
+            lambda: cold_run(unboxed),
+        ]
         for run in range(COLD_RUNS):
-            if run % 2 == 0:
-                bare.append(await bare_run(playwright, master, url, work))
-                cold.append(await cold_run(service))
-            else:
-                cold.append(await cold_run(service))
-                bare.append(await bare_run(playwright, master, url, work))
+            # Each of the three goes first, second and third in turn: none always runs after the same one.
+            for index in [(run + i) % 3 for i in range(3)]:
+                [bare, cold, cold_none][index].append(await steps[index]())
         section("error answers")
         errors = await error_latencies(service)
     return {
         "bare": bare,
         "cold": cold,
+        "cold_none": cold_none,
         "lookup_ms": lookup["lookup_ms"],
         "health_ms": lookup["health_ms"],
         "errors": errors,
@@ -727,6 +737,12 @@ def figures_from(measured: dict[str, Any]) -> list[Figure]:
         Figure("  bare: goto", "ms", [r["goto_ms"] for r in pairs["bare"]]),
         Figure("cold POST /tiktok/session (WARM_SESSIONS=0, sandbox)", "ms", cold),
         ratio_figure("cold POST / bare", cold, bare, 1.25),
+        Figure(
+            "cold POST /tiktok/session (WARM_SESSIONS=0, SESSION_ISOLATION=none)",
+            "ms",
+            [r["total_ms"] for r in pairs["cold_none"]],
+        ),
+        ratio_figure("cold POST (none) / bare", [r["total_ms"] for r in pairs["cold_none"]], bare, 1.25),
         Figure("  cold phase: clone", "ms", phases["clone"]),
         Figure("  cold phase: launch (driver launch + stealth context)", "ms", phases["launch"]),
         Figure("  cold phase: detect (goto + proof)", "ms", phases["detect"]),
@@ -955,7 +971,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "load_average": load,
         "runs": {
-            "cold_pairs": COLD_RUNS,
+            "cold_rounds": COLD_RUNS,  # bare, cold sandbox, cold none
             "warm": WARM_RUNS,
             "bursts": BURST_RUNS,
             "errors": ERROR_RUNS,
