@@ -11,9 +11,15 @@ from pathlib import Path
 import pytest
 from browserforge.fingerprints import FingerprintGenerator
 
+from app.services.common.generation import bump_generation
 from app.services.common.identity import AccountIdentity, read_identity, write_identity
-from app.services.common.user_data import UserDataLayout, is_account_name, migrate_single_master
-from app.services.tiktok.accounts import new_identity
+from app.services.common.user_data import (
+    DEFAULT_ACCOUNT,
+    UserDataLayout,
+    is_account_name,
+    migrate_single_master,
+)
+from app.services.tiktok.accounts import AccountBook, new_identity
 from app.services.tiktok.cookie_import import (
     CookieFileError,
     parse_cookie_file,
@@ -81,6 +87,28 @@ def test_account_names_are_folders_with_a_master(tmp_path: Path) -> None:
     (tmp_path / "accounts" / "no-master").mkdir()
     (tmp_path / "accounts" / "Bad Name" / "master").mkdir(parents=True)
     assert UserDataLayout(tmp_path).account_names() == ["alice", "bob"]
+
+
+async def test_a_post_reads_every_account_with_its_generation_at_once(tmp_path: Path) -> None:
+    for name in ("bob", "alice"):
+        (tmp_path / "accounts" / name / "master").mkdir(parents=True)
+    layout = UserDataLayout(tmp_path)
+    written = bump_generation(layout.for_account("bob"))
+    book = AccountBook(layout, sample_fingerprint=lambda: None)  # type: ignore[arg-type]
+
+    known = await book.with_generations()
+
+    read = [(account.name, generation) for account, generation in known]
+    assert read == [("alice", None), ("bob", written)]
+    # The same objects the book hands out by name: a proof recorded on one is seen through the other.
+    assert known[1][0] is book.account("bob")
+
+
+async def test_with_no_account_yet_the_default_one_is_read(tmp_path: Path) -> None:
+    book = AccountBook(UserDataLayout(tmp_path), sample_fingerprint=lambda: None)  # type: ignore[arg-type]
+    assert [(account.name, generation) for account, generation in await book.with_generations()] == [
+        (DEFAULT_ACCOUNT, None)
+    ]
 
 
 @pytest.fixture(scope="module")
