@@ -17,8 +17,8 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -188,15 +188,26 @@ async def cold_run(service: RunningService) -> dict:
     return record
 
 
+@asynccontextmanager
+async def sandboxed_and_not(
+    work: Path, master: Path, url: str
+) -> AsyncIterator[tuple[RunningService, RunningService]]:
+    """Two services with no warm pool, each on its own copy of the master: one sandboxed, one not."""
+    async with (
+        running_service(
+            install(master, work / "sandbox"), url, WARM_SESSIONS=0, SESSION_ISOLATION="sandbox"
+        ) as boxed,
+        running_service(
+            install(master, work / "none"), url, WARM_SESSIONS=0, SESSION_ISOLATION="none"
+        ) as unboxed,
+    ):
+        yield boxed, unboxed
+
+
 async def cold_vs_bare(work: Path, master: Path, url: str) -> dict[str, Any]:
     async with (
         async_playwright() as playwright,
-        running_service(
-            install(master, work / "cold"), url, WARM_SESSIONS=0, SESSION_ISOLATION="sandbox"
-        ) as service,
-        running_service(
-            install(master, work / "cold-none"), url, WARM_SESSIONS=0, SESSION_ISOLATION="none"
-        ) as unboxed,
+        sandboxed_and_not(work / "cold", master, url) as (service, unboxed),
     ):
         # Untimed first runs: the shared driver, Playwright's driver and the page cache start here.
         lookup = await bare_run(playwright, master, url, work, lookups=LOOKUP_RUNS)
@@ -397,14 +408,7 @@ def per_session(memory: dict[str, Any], read: Callable[[dict[str, Any]], float])
 async def isolation_cold(work: Path, master: Path, url: str) -> dict[str, list[dict[str, Any]]]:
     """Cold POSTs to two services at once, one sandboxed and one not, alternated pair by pair so the
     machine's load drifts over both alike."""
-    async with (
-        running_service(
-            install(master, work / "iso-sandbox"), url, WARM_SESSIONS=0, SESSION_ISOLATION="sandbox"
-        ) as boxed,
-        running_service(
-            install(master, work / "iso-none"), url, WARM_SESSIONS=0, SESSION_ISOLATION="none"
-        ) as bare,
-    ):
+    async with sandboxed_and_not(work / "iso", master, url) as (boxed, bare):
         # Untimed first runs: each service's driver and the page cache start here.
         await cold_run(boxed)
         await cold_run(bare)
@@ -525,12 +529,7 @@ async def remote_control(work: Path, master: Path, url: str) -> dict[str, Any]:
     """
     async with (
         async_playwright() as playwright,
-        running_service(
-            install(master, work / "remote"), url, WARM_SESSIONS=0, SESSION_ISOLATION="none"
-        ) as bare,
-        running_service(
-            install(master, work / "remote-sandbox"), url, WARM_SESSIONS=0, SESSION_ISOLATION="sandbox"
-        ) as boxed,
+        sandboxed_and_not(work / "remote", master, url) as (boxed, bare),
     ):
         bodies = []
         for service in (bare, boxed):
