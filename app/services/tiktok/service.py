@@ -13,7 +13,7 @@ import errno
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 from app.core.config import Settings
@@ -34,11 +34,11 @@ from app.services.common.user_data import DEFAULT_ACCOUNT, UserDataLayout, sweep
 from app.services.tiktok.accounts import Account, AccountBook
 from app.services.tiktok.browser_factory import BrowserFactory
 from app.services.tiktok.capacity import Capacity
-from app.services.tiktok.login.login_detection import DetectionResult
 from app.services.tiktok.login.login_signals import LoginState
 from app.services.tiktok.opener import SessionOpener
 from app.services.tiktok.session import EndReason, LiveSession, SessionPurpose, SessionState
 from app.services.tiktok.warm_pool import WarmPool
+from app.services.tiktok.warm_pools import WarmPools
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +58,9 @@ class TiktokService:
         self.opener = SessionOpener(settings, self.browsers, self.accounts, self.metrics, cluster)
         self.capacity = Capacity(settings.MAX_SESSIONS, settings.MAX_SESSIONS_PER_ACCOUNT)
         self._sessions: dict[str, LiveSession] = {}
-        self._pools: dict[str, WarmPool] = {}
+        pool_size = 0 if settings.WRITE_MODE else settings.WARM_SESSIONS
+        self.pools = WarmPools(pool_size, settings.WARM_RECHECK_INTERVAL, self.opener)
         self._background: set[asyncio.Task[None]] = set()
-        self._started = False
         self.metrics.watch(self)
         if cluster is not None:
             cluster.watch(lambda: [session_record(session, cluster) for session in self._live()])
@@ -77,9 +77,9 @@ class TiktokService:
                 "isolation.off SESSION_ISOLATION=none: browsers run without a sandbox; a session's client "
                 "can read and write the service's files"
             )
-        self._started = True
+        self.pools.open()
         for name in await self.accounts.names():
-            self._pool_of(self.accounts.account(name))
+            self.pools.of(self.accounts.account(name))
         proxy = self.settings.PROXY.get_secret_value() if self.settings.PROXY else None
         logger.info(
             "service.started",
@@ -89,46 +89,18 @@ class TiktokService:
                 "proxy": redact_proxy(proxy),
                 "write_mode": self.settings.WRITE_MODE,
                 "isolation": self.browsers.isolation.value,
-                "accounts": ",".join(self._pools) or "none",
+                "accounts": ",".join(self.pools.names()) or "none",
             },
         )
-
-    def _pool_of(self, account: Account) -> WarmPool | None:
-        """The account's warm pool, made and started on first use (write mode holds none)."""
-        size = 0 if self.settings.WRITE_MODE else self.settings.WARM_SESSIONS
-        if not size or not self._started:
-            return None
-        pool = self._pools.get(account.name)
-        if pool is None:
-            pool = WarmPool(
-                size=size,
-                recheck_interval=self.settings.WARM_RECHECK_INTERVAL,
-                open_session=lambda: self.opener.open(account),
-                reprove=self._reprove_for(account),
-                current_generation=account.generation,
-            )
-            self._pools[account.name] = pool
-            pool.start()
-        return pool
-
-    def _reprove_for(self, account: Account) -> Callable[[LiveSession], Awaitable[DetectionResult]]:
-        """The pool's re-proof, which also becomes the account's last proof."""
-
-        async def reprove(session: LiveSession) -> DetectionResult:
-            login = await self.opener.reprove(session)
-            account.record(login, await account.generation())
-            return login
-
-        return reprove
 
     @property
     def warm(self) -> WarmPool | None:
         """The default account's warm pool (what a single-account service has)."""
-        return self._pools.get(DEFAULT_ACCOUNT)
+        return self.pools.get(DEFAULT_ACCOUNT)
 
     async def end_all_sessions(self) -> None:
         """Close every session (waiting clients answered, relays closed with 1000). Idempotent."""
-        await asyncio.gather(*(pool.aclose() for pool in self._pools.values()))
+        await self.pools.aclose()
         await asyncio.gather(*(s.close(EndReason.SHUTDOWN) for s in list(self._sessions.values())))
 
     async def shutdown(self) -> None:
@@ -219,11 +191,10 @@ class TiktokService:
         return counts
 
     def warm_ready(self) -> int:
-        return sum(pool.ready_count for pool in self._pools.values())
+        return self.pools.ready()
 
     def warm_ready_of(self, account: str) -> int:
-        pool = self._pools.get(account)
-        return pool.ready_count if pool is not None else 0
+        return self.pools.ready(account)
 
     def relays_open(self) -> int:
         return sum(session.relays.open_count for session in self._live())
@@ -265,7 +236,7 @@ class TiktokService:
         """`generation`: the account master's, as just read by the caller."""
         with self.capacity.slot(account, len(self._sessions), self._expiries()):
             async with self._cluster_slot() as reservation:
-                pool = self._pool_of(account)
+                pool = self.pools.of(account)
                 warm = await pool.take(generation) if pool is not None else None
                 session = warm or await self.opener.open(account)
         self._sessions[session.id] = session
