@@ -62,11 +62,16 @@ async def lifespan(app: FastAPI, settings: Settings, secrets: tuple[str, ...]) -
         stopping.push_async_callback(service.shutdown)
         install_state(app, AppState(settings, metrics, api_keys, service, forwarder))
         # What start-up made (the app, Patchright, BrowserForge's fingerprint network: ~110,000
-        # objects) lives as long as the process: out of the collector's sight, a full collection no
+        # objects) lives as long as the service: out of the collector's sight, a full collection no
         # longer walks it (~50 ms, which the first burst of POSTs used to wait for).
         gc.collect()
         gc.freeze()
-        yield
+        try:
+            yield
+        finally:
+            # Collectable again once stopped (what ran in one process, a test run's many services,
+            # must not pile up).
+            gc.unfreeze()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

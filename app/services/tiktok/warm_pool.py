@@ -25,10 +25,10 @@ logger = logging.getLogger(__name__)
 # POST takes is still fresh.
 RECHECK_SHARE = 0.75
 BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 60.0
 # A refill waits until no session has been taken for this long: a clone and a Chromium launch started in
 # the middle of a burst of POSTs take the CPU that the burst's other answers need (2 cores).
 REFILL_QUIET = 0.25  # seconds
-BACKOFF_MAX = 60.0
 
 OpenSession = Callable[[], Awaitable[LiveSession]]
 Reprove = Callable[[LiveSession], Awaitable[DetectionResult]]
