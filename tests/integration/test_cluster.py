@@ -24,13 +24,11 @@ import httpx
 import pytest
 import redis
 import redis.asyncio
-import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.forwarding import PEER_HEADER, SIGNATURE_WINDOW
 from app.api.state import app_state
 from app.main import create_app
-from app.server import Server, uvicorn_options
 from app.services.cluster.registry import RECOVERY_KEY, SLOTS_KEY, master_lock_key, record_key
 from tests.support import free_port
 from tests.support.harness import (
@@ -40,6 +38,7 @@ from tests.support.harness import (
     assert_error,
     bound_socket,
     browsers_under,
+    serving,
     settings_for_test,
     wait_until,
 )
@@ -121,20 +120,10 @@ async def instance(
     values = cluster_values(user_data_dir, site, redis_url, INSTANCE_URL=base_url, **overrides)
     settings = settings_for_test(**values)
     app = create_app(settings)
-    served = recorder.around(app) if recorder is not None else app
-    server = Server(uvicorn.Config(served, lifespan="on", **uvicorn_options()))
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    await wait_until(lambda: server.started or serving.done(), timeout=20, what="the instance to start")
-    if serving.done():
-        serving.result()
-    client = httpx.AsyncClient(base_url=base_url, headers={"X-API-Key": API_KEY}, timeout=60)
-    try:
-        yield RunningService(client=client, settings=settings, app=app, base_url=base_url)
-    finally:
-        await client.aclose()
-        server.should_exit = True
-        await serving
-        sock.close()
+    async with serving(
+        app, settings, sock, recorder.around(app) if recorder is not None else None
+    ) as running:
+        yield running
 
 
 @asynccontextmanager

@@ -10,7 +10,7 @@ import patchright
 import pytest
 
 from tests.support.harness import RunningService, assert_error, browsers_under, running_service, wait_until
-from tests.support.processes import parent_of
+from tests.support.processes import command_lines, parent_of
 from tests.support.profiles import install_master
 from tests.support.standin.server import StandinServer
 
@@ -23,21 +23,13 @@ PATCHRIGHT_DRIVER = str(Path(patchright.__file__).parent / "driver")
 
 def driver_processes() -> set[int]:
     """Patchright drivers started by this test process (the service runs in it)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            arguments = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if (
-            "run-driver" in arguments
-            and arguments[0].startswith(PATCHRIGHT_DRIVER)
-            and parent_of(int(entry.name)) == os.getpid()
-        ):
-            found.add(int(entry.name))
-    return found
+    return {
+        pid
+        for pid, arguments in command_lines()
+        if "run-driver" in arguments
+        and arguments[0].startswith(PATCHRIGHT_DRIVER)
+        and parent_of(pid) == os.getpid()
+    }
 
 
 def browser_main_process(clone: Path) -> int:

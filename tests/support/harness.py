@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from app.api.state import app_state
 from app.core.config import DetectionSettings, Settings
@@ -22,6 +24,7 @@ from app.main import create_app
 from app.server import Server, uvicorn_options
 from app.services.common.user_data import UserDataLayout
 from app.services.tiktok.service import TiktokService
+from tests.support.processes import command_lines
 
 API_KEY = "test-key-0123456789"
 
@@ -93,23 +96,29 @@ async def running_service(
     }
     values.update(overrides)
     settings = settings_for_test(**values)
-    app = create_app(settings)
-    sock = bound_socket()
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="on", **uvicorn_options())
-    server = Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    await wait_until(lambda: server.started or serving.done(), timeout=20, what="the service to start")
-    if serving.done():
-        serving.result()
-    base_url = f"http://127.0.0.1:{port}"
+    async with serving(create_app(settings), settings, bound_socket()) as running:
+        yield running
+
+
+@asynccontextmanager
+async def serving(
+    app: FastAPI, settings: Settings, sock: socket.socket, asgi: ASGIApp | None = None
+) -> AsyncIterator[RunningService]:
+    """`app` served by uvicorn (as `python -m app` serves it) on `sock`, in this process, until the
+    block ends; `asgi`, when given, is what uvicorn serves instead (the app wrapped by the test)."""
+    server = Server(uvicorn.Config(asgi or app, lifespan="on", **uvicorn_options()))
+    served = asyncio.create_task(server.serve(sockets=[sock]))
+    await wait_until(lambda: server.started or served.done(), timeout=20, what="the service to start")
+    if served.done():
+        served.result()
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     client = httpx.AsyncClient(base_url=base_url, headers={"X-API-Key": API_KEY}, timeout=60)
     try:
         yield RunningService(client=client, settings=settings, app=app, base_url=base_url)
     finally:
         await client.aclose()
         server.should_exit = True
-        await serving
+        await served
         sock.close()
 
 
@@ -138,18 +147,12 @@ def browsers_under(root: Path) -> list[int]:
     """Processes whose `--user-data-dir` is `root` or any folder below it (master, clones, anything)."""
     root = root.resolve()
     pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            arguments = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
+    for pid, arguments in command_lines():
         for argument in arguments:
             if argument.startswith("--user-data-dir="):
                 profile = Path(argument.removeprefix("--user-data-dir="))
                 if profile == root or profile.is_relative_to(root):
-                    pids.append(int(entry.name))
+                    pids.append(pid)
                 break
     return pids
 

@@ -5,6 +5,7 @@ Read by the tests, the bench and the soak alike, so that one parse of /proc/<pid
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,3 +62,15 @@ def descendants_of(pid: int) -> list[Process]:
         found.extend(children)
         frontier.extend(child.pid for child in children)
     return found
+
+
+def command_lines() -> Iterator[tuple[int, list[str]]]:
+    """(pid, arguments) of every process whose command line can still be read."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        yield int(entry.name), arguments
